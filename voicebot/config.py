@@ -1,0 +1,194 @@
+"""The operator's configuration: one YAML file, every key optional.
+
+Defaults make the line work on a fresh machine (an SQLite file under ``var/``, the menu
+shipped in the package, the two numbers of the leaflet). A deployment overrides keys in its
+file (``voicebot --config FILE``, or ``VOICEBOT_CONFIG``) and, where a container or a unit
+file is easier, in the environment: ``VOICEBOT__SECTION__KEY=value`` (value read as YAML),
+e.g. ``VOICEBOT__TIMEOUTS__FIRST_INPUT=8`` or ``VOICEBOT__DATABASE=/srv/ivr.sqlite3``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from . import yamlfile
+from .errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MENU = PACKAGE_DIR / "data" / "menu.yaml"
+# A clone keeps the Rasa-format training data at the top level, beside the package.
+DEFAULT_NLU_DATA = PACKAGE_DIR.parent / "nlu_data"
+ENV_PREFIX = "VOICEBOT__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(_Section):
+    first_input: float = Field(5.0, gt=0, description="seconds of silence after a prompt before a no-input")
+    inter_digit: float = Field(3.0, gt=0, description="seconds allowed between two keys of one entry")
+    long_entry_first_input: float = Field(
+        8.0, gt=0, description="first-input timeout for entries of more than 4 digits (a document, a reference)"
+    )
+
+
+class Retries(_Section):
+    max_attempts: int = Field(3, ge=1, le=10, description="no-input/no-match failures at one step before an agent")
+
+
+class Lockout(_Section):
+    max_pin_attempts: int = Field(3, ge=1, le=10, description="wrong PINs per card, across calls, before it is locked")
+    max_verifications_per_call: int = Field(
+        3, ge=1, le=10, description="failed identity checks in one call before an agent"
+    )
+
+
+class Codes(_Section):
+    temporary_password_minutes: int = Field(1440, ge=1, description="lifetime of a temporary password")
+    unlock_code_minutes: int = Field(10, ge=1, description="lifetime of an operation unlock code")
+    sms_key_minutes: int = Field(5, ge=1, description="lifetime of a spoken SMS signature key")
+    temporary_password_length: int = Field(8, ge=6, le=32)
+    unlock_code_length: int = Field(6, ge=4, le=12)
+    sms_key_length: int = Field(6, ge=4, le=12)
+
+
+class Agent(_Section):
+    target: str = Field("sip:agents@bank.invalid", description="where calls are transferred (SIP URI or number)")
+    phone_number: str = Field("950 210 191", description="number read to the caller when a transfer cannot be made")
+
+
+class Nlu(_Section):
+    data_dir: Path = Field(DEFAULT_NLU_DATA, description="folder of Rasa-format training data")
+    min_confidence: float = Field(0.5, ge=0, le=1, description="speech below this confidence counts as no-match")
+
+
+class Logging(_Section):
+    file: Path | None = Field(Path("var/voicebot.log"), description="log file (secrets are masked); null for none")
+    level: str = Field("INFO")
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return value
+
+
+class Security(_Section):
+    scrypt_n: int = Field(2**14, ge=2**10, description="scrypt cost for PIN and password hashes (power of two)")
+
+    @field_validator("scrypt_n")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError("must be a power of two")
+        return value
+
+
+def normalise_number(number: str) -> str:
+    """Digits of a dialled or calling number, without spaces, dashes or the Spanish +34/0034."""
+    digits = re.sub(r"[^\d+]", "", number)
+    for prefix in ("+34", "0034"):
+        if digits.startswith(prefix) and len(digits) == len(prefix) + 9:
+            return digits[len(prefix):]
+    return digits.lstrip("+")
+
+
+class Config(_Section):
+    database: Path = Field(Path("var/voicebot.sqlite3"), description="the SQLite file: bank, outbox, call records")
+    menu: Path = Field(DEFAULT_MENU, description="the menu tree (YAML)")
+    languages: tuple[str, ...] = Field(("es", "en"), min_length=1)
+    default_language: str = "es"
+    dialed_numbers: dict[str, str] = Field(
+        default_factory=lambda: {
+            "950183313": "unlock_line",
+            "901511000": "support_line",
+            "950210191": "support_line",
+        },
+        description="dialled number -> entry point of the menu",
+    )
+    default_entry_point: str = "unlock_line"
+    timeouts: Timeouts = Timeouts()
+    retries: Retries = Retries()
+    lockout: Lockout = Lockout()
+    codes: Codes = Codes()
+    agent: Agent = Agent()
+    nlu: Nlu = Nlu()
+    logging: Logging = Logging()
+    security: Security = Security()
+
+    @field_validator("dialed_numbers")
+    @classmethod
+    def _normalise_numbers(cls, value: dict[str, str]) -> dict[str, str]:
+        return {normalise_number(str(number)): entry for number, entry in value.items()}
+
+    @field_validator("default_language")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    def entry_point_for(self, dialed: str | None) -> str:
+        if dialed is None:
+            return self.default_entry_point
+        return self.dialed_numbers.get(normalise_number(dialed), self.default_entry_point)
+
+    def check_against_menu(self, entry_points: set[str], languages: set[str]) -> list[str]:
+        """Problems that only show once the menu is known (entry points, languages)."""
+        problems = []
+        for number, entry in self.dialed_numbers.items():
+            if entry not in entry_points:
+                problems.append(f"dialed_numbers.{number}: unknown entry point {entry!r} (menu has {sorted(entry_points)})")
+        if self.default_entry_point not in entry_points:
+            problems.append(f"default_entry_point: unknown entry point {self.default_entry_point!r}")
+        for lang in self.languages:
+            if lang not in languages:
+                problems.append(f"languages: the menu has no prompts in {lang!r}")
+        if self.default_language not in self.languages:
+            problems.append(f"default_language: {self.default_language!r} is not one of languages {list(self.languages)}")
+        return problems
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (or ``$VOICEBOT_CONFIG``, or nothing: defaults), then the environment."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("VOICEBOT_CONFIG")
+    if path:
+        located = yamlfile.load(path)
+        if not isinstance(located.data, dict):
+            raise ConfigError(f"{path}: the configuration must be a mapping of keys")
+    else:
+        located = yamlfile.Located(data={}, source="<defaults>")
+    data: dict[str, Any] = dict(located.data)
+    for name, raw in environ.items():
+        if name.startswith(ENV_PREFIX):
+            _apply_env(data, name, raw)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(yamlfile.validation_problems(exc, located)) from None
+
+
+def _apply_env(data: dict[str, Any], name: str, raw: str) -> None:
+    keys = [part.lower() for part in name[len(ENV_PREFIX):].split("__") if part]
+    if not keys:
+        return
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    target = data
+    for key in keys[:-1]:
+        child = target.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            target[key] = child
+        target = child
+    target[keys[-1]] = value

@@ -1,0 +1,811 @@
+"""The dialog engine: every rule that moves a call through the menu lives in this module.
+
+``DialogEngine(menu, interpreter, settings).feed(event) -> list[command]``. It is a state
+machine over the menu data with one extra dimension, the *phase* of the current node:
+
+    PLAYING   an input node's prompt is playing; keys (and speech, if barge-in) are taken
+    WAITING   the prompt is over; the no-input or inter-digit timer runs
+    MESSAGE   a message, transfer or end prompt is playing; keys are kept for later
+    ACTION    a backend step runs on the host; keys are kept for later
+    AFTER_END a final prompt is over; only "repeat" is heard until the timer ends the call
+    TRANSFER  the host is transferring the call
+    ENDED     nothing more happens; any event is ignored
+    BROKEN    an internal error happened; every further event raises ``EngineError``
+
+Input rules (learnt from Twilio <Gather>, FreeSWITCH play_and_get_digits, Jambonz gather):
+a key always stops the prompt and is never lost (kept while an action or message runs,
+replayed at the next input node); the no-input timer starts when the prompt ends; each
+key restarts the inter-digit timer; ``#`` ends an entry, ``*`` restarts it; once a key is
+pressed in an entry, speech for it is ignored; no-input and no-match re-prompt with the
+short prompt, and after ``max_attempts`` failures the call goes to an agent.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from string import Formatter
+from typing import Any
+
+from ..config import Config, normalise_number
+from ..documents import Document
+from ..errors import EngineError
+from ..masking import MASK, Secret, mask_tail
+from ..menu.model import (
+    ActionNode,
+    DigitsNode,
+    EndNode,
+    Mask,
+    Menu,
+    MenuNode,
+    MessageNode,
+    Next,
+    Option,
+    Outcome,
+    TransferNode,
+    UniversalCommand,
+)
+from ..nlu.interpreter import TextInterpreter, Understanding, longest_match
+from .commands import (
+    CancelTimer,
+    Command,
+    Expect,
+    HangUp,
+    Listen,
+    PlayPrompt,
+    RunAction,
+    Segment,
+    SpokenDigits,
+    StartTimer,
+    StopListening,
+    StopPrompt,
+    Text,
+    TimerKind,
+    Transfer,
+)
+from .events import (
+    ActionCompleted,
+    CallerHungUp,
+    CallStarted,
+    DigitPressed,
+    Event,
+    Key,
+    PromptFinished,
+    SpeechRecognized,
+    TimerExpired,
+    TransferFailed,
+)
+
+# Slots the one-sentence shortcut may fill before their step is reached. Secrets never.
+SHORTCUT_SLOTS = {"flow", "channel", "document_type", "language", "document_number"}
+
+
+class Phase(enum.Enum):
+    IDLE = "idle"
+    PLAYING = "playing"
+    WAITING = "waiting"
+    MESSAGE = "message"
+    ACTION = "action"
+    AFTER_END = "after_end"
+    TRANSFER = "transfer"
+    ENDED = "ended"
+    BROKEN = "broken"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    first_input_timeout: float = 5.0
+    inter_digit_timeout: float = 3.0
+    long_entry_first_input: float = 8.0
+    max_attempts: int = 3
+    min_confidence: float = 0.5
+    languages: tuple[str, ...] = ("es", "en")
+    default_language: str = "es"
+    agent_phone: str = "950210191"
+    counter_limits: Mapping[str, int] = field(default_factory=dict)
+    entry_points: Mapping[str, str] = field(default_factory=dict)  # dialled number -> entry point
+    default_entry_point: str = "unlock_line"
+
+    @classmethod
+    def from_config(cls, config: Config) -> "EngineSettings":
+        return cls(
+            first_input_timeout=config.timeouts.first_input,
+            inter_digit_timeout=config.timeouts.inter_digit,
+            long_entry_first_input=config.timeouts.long_entry_first_input,
+            max_attempts=config.retries.max_attempts,
+            min_confidence=config.nlu.min_confidence,
+            languages=tuple(config.languages),
+            default_language=config.default_language,
+            agent_phone=config.agent.phone_number,
+            counter_limits={"verification_failures": config.lockout.max_verifications_per_call},
+            entry_points=dict(config.dialed_numbers),
+            default_entry_point=config.default_entry_point,
+        )
+
+
+@dataclass
+class CallRecord:
+    """What the engine knows of the call, masked as it is written. The host adds times and ids."""
+
+    entry_point: str = ""
+    language: str = ""
+    path: list[str] = field(default_factory=list)
+    inputs: list[dict[str, str]] = field(default_factory=list)
+    actions: list[dict[str, str]] = field(default_factory=list)
+    outcome: Outcome | None = None
+    outcome_reason: str | None = None
+    transfer_context: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "entry_point": self.entry_point,
+            "language": self.language,
+            "path": list(self.path),
+            "inputs": [dict(item) for item in self.inputs],
+            "actions": [dict(item) for item in self.actions],
+            "outcome": self.outcome.value if self.outcome else None,
+            "outcome_reason": self.outcome_reason,
+            "transfer_context": dict(self.transfer_context),
+        }
+
+
+class DialogEngine:
+    def __init__(
+        self,
+        menu: Menu,
+        interpreter: TextInterpreter,
+        settings: EngineSettings | None = None,
+    ) -> None:
+        self.menu = menu
+        self.interpreter = interpreter
+        self.settings = settings or EngineSettings()
+        self.record = CallRecord()
+        self.phase = Phase.IDLE
+        self.node_name = ""
+        self.slots: dict[str, str | Secret] = {}
+        self._pending: dict[str, str] = {}  # what the caller already said, for steps to come
+        self._language = self.settings.default_language
+        self._attempts = 0
+        self._counters: dict[str, int] = {}
+        self._history: list[str] = []  # input nodes visited, for "back"
+        self._entry: list[str] = []  # keys of the digit entry in progress
+        self._entry_keyed = False
+        self._kept_keys: deque[Key] = deque()  # type-ahead kept while no input node listens
+        self._play_id = 0
+        self._playing: int | None = None
+        self._barge_in = True
+        self._timer_seq = 0
+        self._timer: str | None = None
+        self._action_seq = 0
+        self._action_id: str | None = None
+        self._after_message: Callable[[], list[Command]] | None = None
+        self._reachable_cache: dict[tuple[str, int], list[dict[str, str]]] = {}
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def language(self) -> str:
+        return self._language
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in (Phase.ENDED, Phase.TRANSFER)
+
+    def feed(self, event: Event) -> list[Command]:
+        if self.phase is Phase.BROKEN:
+            raise EngineError("the engine failed earlier and accepts no more events")
+        try:
+            return self._dispatch(event)
+        except EngineError:
+            self.phase = Phase.BROKEN
+            raise
+        except Exception as exc:  # a bug: stop here rather than mislead the caller
+            self.phase = Phase.BROKEN
+            raise EngineError(f"internal error on {type(event).__name__}: {type(exc).__name__}") from exc
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _dispatch(self, event: Event) -> list[Command]:
+        if isinstance(event, CallStarted):
+            return self._on_call_started(event)
+        if self.phase is Phase.IDLE:
+            raise EngineError(f"{type(event).__name__} before CallStarted")
+        if isinstance(event, CallerHungUp):
+            return self._on_hang_up()
+        if self.phase is Phase.ENDED:
+            return []
+        if isinstance(event, TransferFailed):
+            return self._on_transfer_failed(event)
+        if self.phase is Phase.TRANSFER:
+            return []
+        if isinstance(event, PromptFinished):
+            return self._on_prompt_finished(event)
+        if isinstance(event, DigitPressed):
+            return self._on_key(event.key)
+        if isinstance(event, SpeechRecognized):
+            return self._on_speech(event)
+        if isinstance(event, TimerExpired):
+            return self._on_timer(event)
+        if isinstance(event, ActionCompleted):
+            return self._on_action_completed(event)
+        raise EngineError(f"unknown event {type(event).__name__}")
+
+    def _on_call_started(self, event: CallStarted) -> list[Command]:
+        if self.phase is not Phase.IDLE:
+            raise EngineError("CallStarted twice")
+        settings = self.settings
+        entry = settings.default_entry_point
+        if event.dialed:
+            entry = settings.entry_points.get(normalise_number(event.dialed), entry)
+        if entry not in self.menu.entry_points:
+            raise EngineError(f"entry point {entry!r} is not in the menu")
+        self.slots["caller_id"] = event.caller_id or ""
+        self.record.entry_point = entry
+        start = self.menu.entry_points[entry]
+        if event.language:
+            if event.language not in settings.languages:
+                raise EngineError(f"language {event.language!r} is not configured")
+            self._set_language(event.language)
+            # A caller whose language is known skips the language question.
+            start = self._skip_language_choice(start, event.language)
+        else:
+            self._set_language(settings.default_language)
+        return self._enter(start)
+
+    def _skip_language_choice(self, start: str, language: str) -> str:
+        node = self.menu.nodes[start]
+        if isinstance(node, MenuNode) and node.any_language:
+            for option in node.options:
+                if option.set.get("language") == language and isinstance(option.next, str):
+                    self.record.path.append(start)
+                    return option.next
+        return start
+
+    # ------------------------------------------------------------------ entering nodes
+
+    def _enter(self, name: str, *, forward: bool = True) -> list[Command]:
+        node = self.menu.nodes[name]
+        self.node_name = name
+        self.record.path.append(name)
+        self._attempts = 0
+        self._entry = []
+        self._entry_keyed = False
+        if isinstance(node, (MenuNode, DigitsNode)):
+            if forward and (not self._history or self._history[-1] != name):
+                self._history.append(name)
+            shortcut = self._try_shortcut(node)
+            if shortcut is not None:
+                return shortcut
+            return self._start_input(node)
+        if isinstance(node, ActionNode):
+            return self._run_action(node)
+        if isinstance(node, MessageNode):
+            if node.counter:
+                count = self._counters.get(node.counter, 0) + 1
+                self._counters[node.counter] = count
+                limit = self.settings.counter_limits.get(node.counter, self.menu.counters.get(node.counter, 3))
+                if count >= limit and node.exceeded:
+                    return self._enter(node.exceeded)
+            return self._message(node, lambda: self._enter(self._route(node.next)))
+        if isinstance(node, TransferNode):
+            return self._message(node, lambda: self._transfer(node.reason))
+        if isinstance(node, EndNode):
+            self._set_outcome(node.outcome)
+            return self._message(node, lambda: self._after_end(node))
+        raise EngineError(f"node type of {name!r} is not handled")
+
+    def _start_input(self, node: MenuNode | DigitsNode, prefix: Iterable[Segment] = (), which: str = "prompt") -> list[Command]:
+        listen = self._listen_command(node)
+        self._barge_in = node.barge_in
+        if self._kept_keys:
+            # Type-ahead: the caller already answered; do not play what they skipped.
+            self.phase = Phase.WAITING
+            commands: list[Command] = [listen]
+            while self._kept_keys and self.phase in (Phase.WAITING, Phase.PLAYING) and self.node_name == listen.node:
+                commands += self._on_key(self._kept_keys.popleft())
+            return commands
+        texts = getattr(node, which) or node.prompt
+        play = self._play(f"{self.node_name}.{which}", [*prefix, *self._render(texts, f"{self.node_name}.{which}")], node.barge_in)
+        self.phase = Phase.PLAYING
+        return [play, listen]
+
+    def _listen_command(self, node: MenuNode | DigitsNode) -> Listen:
+        universal_keys = tuple(spec.key for spec in self.menu.universal.values() if spec.key)
+        if isinstance(node, MenuNode):
+            languages = tuple(self.settings.languages) if node.any_language else (self._language,)
+            phrases = sorted({p for option in node.options for lang in languages for p in option.say.get(lang, [])})
+            return Listen(
+                node=self.node_name,
+                expect=Expect.CHOICE,
+                languages=languages,
+                keys=tuple(option.key for option in node.options) + universal_keys,
+                phrases=tuple(phrases),
+            )
+        return Listen(
+            node=self.node_name,
+            expect=Expect.DIGITS,
+            languages=(self._language,),
+            keys=tuple("0123456789*#"),
+            min_digits=node.min,
+            max_digits=node.max,
+            secret=node.mask is Mask.FULL,
+        )
+
+    def _message(self, node: MessageNode | TransferNode | EndNode, then: Callable[[], list[Command]]) -> list[Command]:
+        self._after_message = then
+        self.phase = Phase.MESSAGE
+        self._barge_in = node.barge_in
+        return [self._play(f"{self.node_name}.prompt", self._render(node.prompt, f"{self.node_name}.prompt"), node.barge_in)]
+
+    def _after_end(self, node: EndNode) -> list[Command]:
+        if node.repeatable:
+            self.phase = Phase.AFTER_END
+            listen = Listen(node=self.node_name, expect=Expect.REPEAT_ONLY, languages=(self._language,),
+                            keys=("*",))
+            return [listen, self._start_timer(TimerKind.NO_INPUT, self.settings.first_input_timeout)]
+        return self._hang_up()
+
+    def _run_action(self, node: ActionNode) -> list[Command]:
+        self._action_seq += 1
+        self._action_id = f"{node.action}-{self._action_seq}"
+        args = {name: self.slots.get(name, "") for name in node.args}
+        # A secret lives only as long as the step that needs it: the command carries it now.
+        for name in node.args:
+            if isinstance(self.slots.get(name), Secret):
+                del self.slots[name]
+        self.phase = Phase.ACTION
+        commands: list[Command] = []
+        if node.prompt:
+            commands.append(self._play(f"{self.node_name}.prompt", self._render(node.prompt, f"{self.node_name}.prompt"), True))
+        commands.append(RunAction(action_id=self._action_id, name=node.action, args=args))
+        return commands
+
+    # ------------------------------------------------------------------ events
+
+    def _on_prompt_finished(self, event: PromptFinished) -> list[Command]:
+        if event.play_id != self._playing:
+            return []  # a prompt that was stopped, or an old one
+        self._playing = None
+        if self.phase is Phase.PLAYING:
+            self.phase = Phase.WAITING
+            return [self._start_timer(TimerKind.NO_INPUT, self._first_input_timeout())]
+        if self.phase is Phase.MESSAGE:
+            then, self._after_message = self._after_message, None
+            return then() if then else []
+        return []
+
+    def _on_key(self, key: Key) -> list[Command]:
+        if self.phase in (Phase.ACTION, Phase.MESSAGE):
+            node = self.menu.nodes[self.node_name]
+            if self.phase is Phase.MESSAGE and isinstance(node, MessageNode) and self._playing is not None:
+                # A key skips an intermediate message; it then counts at the next step.
+                self._kept_keys.append(key)
+                commands: list[Command] = [StopPrompt()]
+                self._playing = None
+                then, self._after_message = self._after_message, None
+                return commands + (then() if then else [])
+            if self.phase is Phase.MESSAGE and isinstance(node, EndNode) and node.repeatable and key == Key.STAR:
+                return self._replay_end(node)
+            self._kept_keys.append(key)
+            return []
+        if self.phase is Phase.AFTER_END:
+            node = self.menu.nodes[self.node_name]
+            if key == Key.STAR and isinstance(node, EndNode):
+                return self._cancel_timer() + self._replay_end(node)
+            return []
+        if self.phase not in (Phase.PLAYING, Phase.WAITING):
+            return []
+        commands = self._interrupt()
+        node = self.menu.nodes[self.node_name]
+        if isinstance(node, MenuNode):
+            return commands + self._menu_key(node, key)
+        assert isinstance(node, DigitsNode)
+        return commands + self._digit_key(node, key)
+
+    def _on_speech(self, event: SpeechRecognized) -> list[Command]:
+        if self.phase is Phase.AFTER_END:
+            understanding = self.interpreter.understand(event.text, self._language)
+            node = self.menu.nodes[self.node_name]
+            if understanding.command is UniversalCommand.REPEAT and isinstance(node, EndNode):
+                return self._cancel_timer() + self._replay_end(node)
+            return []
+        if self.phase not in (Phase.PLAYING, Phase.WAITING):
+            return []  # nobody is listening: a message, an action, or echo of a prompt
+        if self.phase is Phase.PLAYING and not self._barge_in:
+            return []
+        node = self.menu.nodes[self.node_name]
+        if isinstance(node, DigitsNode) and self._entry_keyed:
+            return []  # the caller is keying this entry; what the microphone hears is not for it
+        commands = self._interrupt()
+        if event.confidence < self.settings.min_confidence:
+            self._record_input("speech", "(low confidence)")
+            return commands + self._failure("no_match")
+        if isinstance(node, MenuNode):
+            return commands + self._menu_speech(node, event.text)
+        assert isinstance(node, DigitsNode)
+        return commands + self._digits_speech(node, event.text)
+
+    def _on_timer(self, event: TimerExpired) -> list[Command]:
+        if event.timer_id != self._timer:
+            return []
+        kind = TimerKind(event.timer_id.split("#")[0])
+        self._timer = None
+        if self.phase is Phase.AFTER_END:
+            return self._hang_up()
+        if self.phase not in (Phase.WAITING, Phase.PLAYING):
+            return []
+        node = self.menu.nodes[self.node_name]
+        if kind is TimerKind.INTER_DIGIT and isinstance(node, DigitsNode):
+            if len(self._entry) >= node.min:
+                return self._finish_entry(node, "".join(self._entry), "key")
+            self._record_input("key", self._masked(node, "".join(self._entry)) + " (incomplete)")
+            return self._failure("no_match")
+        self._record_input("timeout", "no input")
+        return self._failure("no_input")
+
+    def _on_action_completed(self, event: ActionCompleted) -> list[Command]:
+        if self.phase is not Phase.ACTION or event.action_id != self._action_id:
+            return []
+        node = self.menu.nodes[self.node_name]
+        assert isinstance(node, ActionNode)
+        self._action_id = None
+        route = node.results.get(event.result)
+        entry = {"action": node.action, "result": event.result}
+        if event.detail:
+            entry["detail"] = event.detail
+        if route is None:
+            if event.result != "error":
+                entry["detail"] = f"unexpected result {event.result!r}"
+            self.record.actions.append(entry)
+            return self._agent("backend_error", texts_key="backend_error")
+        self.record.actions.append(entry)
+        for name, value in event.data.items():
+            self.slots[name] = value
+        self.slots.update(route.set)
+        return self._enter(self._route(route.next))
+
+    def _on_transfer_failed(self, event: TransferFailed) -> list[Command]:
+        if self.phase is not Phase.TRANSFER:
+            return []
+        self.record.outcome = Outcome.FAILED
+        self.record.outcome_reason = f"transfer_failed:{self.record.outcome_reason or ''}".rstrip(":")
+        self.phase = Phase.MESSAGE
+        self._after_message = self._hang_up
+        return [self._play("texts.transfer_failed", self._render(self.menu.texts["transfer_failed"], "texts.transfer_failed"), False)]
+
+    def _on_hang_up(self) -> list[Command]:
+        if self.phase is Phase.ENDED:
+            return []
+        if self.record.outcome is None:
+            self._set_outcome(Outcome.CALLER_HUNG_UP)
+        self.phase = Phase.ENDED
+        return self._cancel_timer()
+
+    # ------------------------------------------------------------------ menus
+
+    def _menu_key(self, node: MenuNode, key: Key) -> list[Command]:
+        for option in node.options:
+            if option.key == key:
+                self._record_input("key", key.value)
+                return self._choose(node, option)
+        command = self.menu.command_for_key(key.value)
+        if command is not None:
+            self._record_input("key", key.value)
+            return self._universal(command)
+        self._record_input("key", key.value)
+        return self._failure("no_match")
+
+    def _menu_speech(self, node: MenuNode, text: str) -> list[Command]:
+        languages = self.settings.languages if node.any_language else (self._language,)
+        best: tuple[int, Option | None, Understanding | None] = (0, None, None)
+        understandings = []
+        for lang in languages:
+            understanding = self.interpreter.understand(text, lang)
+            understandings.append(understanding)
+            for option in node.options:
+                score = longest_match(understanding.tokens, option.say.get(lang, []))
+                if score > best[0]:
+                    best = (score, option, understanding)
+        self._record_input("speech", understandings[0].text)
+        primary = self._primary_understanding(understandings, node)
+        self._stash(primary)
+        if primary.command is not None and not primary.entities and best[1] is None:
+            return self._universal(primary.command)
+        if primary.choice is not None:
+            for option in node.options:
+                if option.key == primary.choice:
+                    return self._choose(node, option)
+        if best[1] is not None:
+            return self._choose(node, best[1])
+        if primary.entities:
+            candidates = self._shortcut_candidates(node, self._pending)
+            if len(candidates) == 1:
+                return self._choose(node, candidates[0])
+        if primary.command is not None:
+            return self._universal(primary.command)
+        return self._failure("no_match")
+
+    def _primary_understanding(self, understandings: list[Understanding], node: MenuNode) -> Understanding:
+        """In a node that takes any language, the language the caller was understood in wins."""
+        if len(understandings) == 1:
+            return understandings[0]
+        def weight(u: Understanding) -> tuple[int, int]:
+            return (len(u.entities) + (u.command is not None), u.language == self._language)
+        best = max(understandings, key=weight)
+        if node.any_language and weight(best)[0] > 0 and "language" not in best.entities:
+            best = Understanding(best.text, best.language, best.command,
+                                 {**best.entities, "language": best.language}, best.choice, best.digits, best.spelled)
+        return best
+
+    def _choose(self, node: MenuNode, option: Option) -> list[Command]:
+        for name, value in option.set.items():
+            self.slots[name] = value
+            if self._pending.get(name) == value:
+                del self._pending[name]
+            if name == "language":
+                self._set_language(value)
+        return self._enter(self._route(option.next))
+
+    def _stash(self, understanding: Understanding) -> None:
+        for name, value in understanding.entities.items():
+            if name in SHORTCUT_SLOTS:
+                self._pending[name] = value
+        # "mi DNI es 12345678 Z": the number is kept for the document step.
+        if "document_type" in understanding.entities and sum(ch.isdigit() for ch in understanding.spelled) >= 7:
+            self._pending["document_number"] = understanding.spelled
+
+    def _try_shortcut(self, node: MenuNode | DigitsNode) -> list[Command] | None:
+        if not self._pending:
+            return None
+        if isinstance(node, MenuNode):
+            candidates = self._shortcut_candidates(node, self._pending)
+            if len(candidates) == 1:
+                self._record_input("shortcut", f"option {candidates[0].key}")
+                return self._choose(node, candidates[0])
+            return None
+        value = self._pending.pop(node.slot, None)
+        if value is None:
+            return None
+        return self._finish_entry(node, value, "shortcut", allow_retry=False)
+
+    def _shortcut_candidates(self, node: MenuNode, wanted: Mapping[str, str]) -> list[Option]:
+        """Options whose branch can set what the caller already asked for, and nothing against it."""
+        found = []
+        for index, option in enumerate(node.options):
+            for assignment in self._reachable(self.node_name, index):
+                shared = [name for name in wanted if name in assignment]
+                if shared and all(assignment[name] == wanted[name] for name in shared):
+                    found.append(option)
+                    break
+        return found
+
+    def _reachable(self, node_name: str, index: int, depth: int = 0) -> list[dict[str, str]]:
+        """Every combination of slot values the menus below an option can set."""
+        key = (node_name, index)
+        if key in self._reachable_cache:
+            return self._reachable_cache[key]
+        node = self.menu.nodes[node_name]
+        assert isinstance(node, MenuNode)
+        option = node.options[index]
+        result = [dict(option.set)]
+        target = option.next if isinstance(option.next, str) else None
+        if target and depth < 8 and target != node_name:
+            child = self.menu.nodes[target]
+            if isinstance(child, MenuNode) and not child.any_language:
+                below = [a for i in range(len(child.options)) for a in self._reachable(target, i, depth + 1)]
+                result = [{**assignment, **dict(option.set)} for assignment in below] or result
+        self._reachable_cache[key] = result
+        return result
+
+    # ------------------------------------------------------------------ digit entries
+
+    def _digit_key(self, node: DigitsNode, key: Key) -> list[Command]:
+        commands = self._cancel_timer()
+        if key == Key.STAR:
+            self._record_input("key", "*")
+            self._entry, self._entry_keyed = [], False
+            return commands + self._start_input(node)
+        if key == Key.POUND:
+            entry = "".join(self._entry)
+            if len(entry) >= node.min:
+                return commands + self._finish_entry(node, entry, "key")
+            self._record_input("key", self._masked(node, entry) + "#")
+            return commands + self._failure("no_match")
+        if not key.value.isdigit():
+            return commands  # A-D keys exist on few phones and mean nothing here
+        self._entry.append(key.value)
+        self._entry_keyed = True
+        if len(self._entry) >= node.max:
+            return commands + self._finish_entry(node, "".join(self._entry), "key")
+        return commands + [self._start_timer(TimerKind.INTER_DIGIT, self.settings.inter_digit_timeout)]
+
+    def _digits_speech(self, node: DigitsNode, text: str) -> list[Command]:
+        understanding = self.interpreter.understand(text, self._language)
+        value = understanding.spelled if node.validate_as else understanding.digits
+        if understanding.command is not None and not understanding.digits:
+            self._record_input("speech", understanding.text)
+            return self._universal(understanding.command)
+        if not value:
+            self._record_input("speech", "(no digits)" if node.mask is Mask.FULL else understanding.text)
+            return self._failure("no_match")
+        return self._finish_entry(node, value, "speech")
+
+    def _finish_entry(self, node: DigitsNode, value: str, mode: str, allow_retry: bool = True) -> list[Command]:
+        self._entry, self._entry_keyed = [], False
+        digits = sum(ch.isdigit() for ch in value)
+        # A spoken document may carry letters (the NIE's X, the control letter): its parser judges.
+        valid = bool(node.validate_as) or node.min <= digits <= node.max
+        stored: str | Secret = value
+        if valid and node.validate_as:
+            kind = node.validate_as if node.validate_as != "document" else str(self.slots.get("document_type", "dni"))
+            try:
+                stored = Document.parse(kind, value).number
+            except ValueError:
+                valid = False
+        elif valid and not value.isdigit():
+            valid = False
+        self._record_input(mode, self._masked(node, str(stored) if valid else value) + ("" if valid else " (invalid)"))
+        if not valid:
+            if not allow_retry:
+                return self._start_input(node)
+            return self._failure("invalid", invalid_texts=node.invalid)
+        self.slots[node.slot] = Secret(value) if node.mask is Mask.FULL else stored
+        return self._enter(self._route(node.next))
+
+    def _masked(self, node: DigitsNode, value: str) -> str:
+        if node.mask is Mask.FULL:
+            return MASK  # fixed width: not even the length of a PIN is written down
+        if node.mask is Mask.PARTIAL:
+            return mask_tail(value)
+        return value
+
+    # ------------------------------------------------------------------ failures, commands
+
+    def _failure(self, kind: str, invalid_texts: Mapping[str, str] | None = None) -> list[Command]:
+        """A no-input, no-match or invalid entry: re-prompt shortly, or give up to an agent."""
+        self._attempts += 1
+        node = self.menu.nodes[self.node_name]
+        assert isinstance(node, (MenuNode, DigitsNode))
+        if self._attempts >= self.settings.max_attempts:
+            return self._agent("no_input" if kind == "no_input" else "no_match")
+        self._entry, self._entry_keyed = [], False
+        if kind == "invalid" and invalid_texts:
+            prefix = self._render(invalid_texts, f"{self.node_name}.invalid")
+        else:
+            key = {"no_input": "no_input", "no_match": "no_match"}.get(kind, "invalid_entry")
+            prefix = self._render(self.menu.texts[key], f"texts.{key}")
+        return self._start_input(node, prefix=prefix, which="reprompt")
+
+    def _universal(self, command: UniversalCommand) -> list[Command]:
+        node = self.menu.nodes[self.node_name]
+        assert isinstance(node, (MenuNode, DigitsNode))
+        self._entry, self._entry_keyed = [], False
+        if command is UniversalCommand.REPEAT:
+            return self._start_input(node)
+        if command is UniversalCommand.HELP:
+            if node.help:
+                return self._start_input(node, which="help")
+            return self._start_input(node, prefix=self._render(self.menu.texts["help"], "texts.help"))
+        if command is UniversalCommand.BACK:
+            self._pending.clear()
+            if len(self._history) >= 2:
+                self._history.pop()
+                return self._enter(self._history[-1], forward=False)
+            return self._start_input(node, prefix=self._render(self.menu.texts["at_start"], "texts.at_start"))
+        if command is UniversalCommand.AGENT:
+            return self._agent("caller_request")
+        if command is UniversalCommand.GOODBYE:
+            self._set_outcome(Outcome.CALLER_HUNG_UP, "goodbye")
+            self.phase = Phase.MESSAGE
+            self._after_message = self._hang_up
+            return [self._play("texts.goodbye", self._render(self.menu.texts["goodbye"], "texts.goodbye"), False)]
+        raise EngineError(f"universal command {command} is not handled")
+
+    def _agent(self, reason: str, texts_key: str | None = None) -> list[Command]:
+        segments = self._render(self.menu.texts[texts_key], f"texts.{texts_key}") if texts_key else []
+        segments += self._render(self.menu.texts["agent"], "texts.agent")
+        self.phase = Phase.MESSAGE
+        self._after_message = lambda: self._transfer(reason)
+        return self._cancel_timer() + [self._play("texts.agent", segments, False)]
+
+    def _transfer(self, reason: str) -> list[Command]:
+        self._set_outcome(Outcome.TRANSFERRED, reason)
+        context = {
+            "reason": reason,
+            "language": self._language,
+            "entry_point": self.record.entry_point,
+            "last_step": self.node_name,
+        }
+        for name, value in self.slots.items():
+            if isinstance(value, Secret) or not value:
+                continue
+            context[name] = mask_tail(value) if name == "document_number" else value
+        self.record.transfer_context = dict(context)
+        self.phase = Phase.TRANSFER
+        return self._cancel_timer() + [StopListening(), Transfer(reason=reason, context=context)]
+
+    def _hang_up(self) -> list[Command]:
+        if self.record.outcome is None:
+            self._set_outcome(Outcome.FAILED, "ended without outcome")
+        self.phase = Phase.ENDED
+        return self._cancel_timer() + [StopListening(), HangUp(self.record.outcome, self.record.outcome_reason)]
+
+    def _replay_end(self, node: EndNode) -> list[Command]:
+        self._record_input("repeat", "*")
+        return self._message(node, lambda: self._after_end(node))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _route(self, next: Next) -> str:
+        if isinstance(next, str):
+            return next
+        for route in next:
+            if all(self._slot_text(name) == value for name, value in route.when.items()):
+                return route.go
+        raise EngineError(f"no route from {self.node_name!r} matches the call's slots")
+
+    def _slot_text(self, name: str) -> str | None:
+        value = self.slots.get(name)
+        return None if isinstance(value, Secret) else value
+
+    def _render(self, texts: Mapping[str, str], key: str) -> list[Segment]:
+        template = texts.get(self._language) or next(iter(texts.values()))
+        segments: list[Segment] = []
+        for literal, field_name, spec, _ in Formatter().parse(template):
+            if literal:
+                segments.append(Text(f"{key}.{self._language}", literal))
+            if field_name is None:
+                continue
+            value = self.settings.agent_phone if field_name == "agent_phone" else self.slots.get(field_name, "")
+            if spec == "digits":
+                segments.append(SpokenDigits(value))
+            else:
+                segments.append(Text(f"{key}.{self._language}.{field_name}", str(value)))
+        return segments
+
+    def _play(self, prompt_id: str, segments: list[Segment], barge_in: bool) -> PlayPrompt:
+        self._play_id += 1
+        self._playing = self._play_id
+        return PlayPrompt(self._play_id, prompt_id, self._language, tuple(segments), barge_in)
+
+    def _interrupt(self) -> list[Command]:
+        commands: list[Command] = []
+        if self.phase is Phase.PLAYING and self._playing is not None:
+            self._playing = None
+            commands.append(StopPrompt())
+        self.phase = Phase.WAITING
+        return commands + self._cancel_timer()
+
+    def _start_timer(self, kind: TimerKind, seconds: float) -> StartTimer:
+        self._timer_seq += 1
+        self._timer = f"{kind.value}#{self._timer_seq}"
+        return StartTimer(self._timer, kind, seconds)
+
+    def _cancel_timer(self) -> list[Command]:
+        if self._timer is None:
+            return []
+        timer, self._timer = self._timer, None
+        return [CancelTimer(timer)]
+
+    def _first_input_timeout(self) -> float:
+        node = self.menu.nodes[self.node_name]
+        if getattr(node, "timeout", None):
+            return float(node.timeout)  # type: ignore[union-attr]
+        if isinstance(node, DigitsNode) and node.max > 4:
+            return self.settings.long_entry_first_input
+        return self.settings.first_input_timeout
+
+    def _set_language(self, language: str) -> None:
+        if language in self.settings.languages:
+            self._language = language
+            self.slots["language"] = language
+            self.record.language = language
+
+    def _set_outcome(self, outcome: Outcome, reason: str | None = None) -> None:
+        self.record.outcome = outcome
+        self.record.outcome_reason = reason
+
+    def _record_input(self, mode: str, value: str) -> None:
+        self.record.inputs.append({"node": self.node_name, "mode": mode, "value": value})

@@ -1,0 +1,205 @@
+"""The rule-based interpreter: text in one language -> :class:`Understanding`."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from text_to_num import alpha2digit
+
+from ..menu.model import UniversalCommand
+from .rasa_data import TrainingData, load_training_data
+
+SINGLE_DIGITS = {
+    "es": {"cero": "0", "uno": "1", "una": "1", "un": "1", "dos": "2", "tres": "3", "cuatro": "4",
+           "cinco": "5", "seis": "6", "siete": "7", "ocho": "8", "nueve": "9"},
+    "en": {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+           "six": "6", "seven": "7", "eight": "8", "nine": "9"},
+}
+# Words around a spoken menu choice: "la opción dos", "press two", "el número 3".
+CHOICE_FILLERS = {
+    "es": {"la", "el", "opcion", "numero", "tecla", "pulso", "marco", "quiero", "de", "por", "favor", "pues", "eh"},
+    "en": {"the", "option", "number", "press", "key", "i", "want", "choose", "please", "um", "uh"},
+}
+# Letter names a caller uses to spell a document (NIE prefix, control letter).
+LETTER_NAMES = {
+    "es": {"a": "A", "be": "B", "ce": "C", "de": "D", "e": "E", "efe": "F", "ge": "G", "hache": "H",
+           "i": "I", "jota": "J", "ka": "K", "ele": "L", "eme": "M", "ene": "N", "o": "O", "pe": "P",
+           "cu": "Q", "erre": "R", "ese": "S", "te": "T", "u": "U", "uve": "V", "equis": "X",
+           "zeta": "Z", "x": "X", "y": "Y", "z": "Z"},
+    "en": {"a": "A", "bee": "B", "cee": "C", "see": "C", "dee": "D", "e": "E", "ef": "F", "gee": "G",
+           "aitch": "H", "i": "I", "jay": "J", "kay": "K", "el": "L", "em": "M", "en": "N", "o": "O",
+           "pee": "P", "cue": "Q", "ar": "R", "ess": "S", "tee": "T", "u": "U", "vee": "V", "ex": "X",
+           "why": "Y", "zed": "Z", "zee": "Z", "x": "X", "y": "Y", "z": "Z"},
+}
+MULTIWORD_LETTERS = {"es": {"i griega": "y", "uve doble": "w"}, "en": {"double u": "w"}}
+REPEATERS = {"en": {"double": 2, "triple": 3}, "es": {"doble": 2, "triple": 3}}
+_TOKEN_WITH_DIGITS = re.compile(r"^([a-z]?)(\d+)([a-z]?)$")
+
+
+def normalise(text: str) -> str:
+    """Lower case, no accents, no punctuation, single spaces: how phrases are compared."""
+    text = unicodedata.normalize("NFD", text.lower())
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    return " ".join(text.split())
+
+
+def find_phrase(tokens: list[str], phrase: list[str]) -> int:
+    """Start index of ``phrase`` as whole words in ``tokens``, or -1."""
+    n = len(phrase)
+    for start in range(len(tokens) - n + 1):
+        if tokens[start:start + n] == phrase:
+            return start
+    return -1
+
+
+def longest_match(tokens: list[str], phrases: Iterable[str]) -> int:
+    """Length in words of the longest of ``phrases`` found in ``tokens`` (0 if none)."""
+    best = 0
+    for phrase in phrases:
+        words = normalise(phrase).split()
+        if words and len(words) > best and find_phrase(tokens, words) >= 0:
+            best = len(words)
+    return best
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What one utterance means, as far as the engine cares."""
+
+    text: str  # normalised
+    language: str
+    command: UniversalCommand | None = None
+    entities: Mapping[str, str] = field(default_factory=dict)
+    choice: str | None = None  # a single key said as a word: "dos", "option two"
+    digits: str = ""  # every digit said, in order: "4 5 6 7" -> "4567"
+    spelled: str = ""  # digits and spelled letters: "equis 1234567 ele" -> "X1234567L"
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.text.split()
+
+
+class TextInterpreter:
+    def __init__(self, data: Mapping[str, TrainingData]) -> None:
+        self._commands: dict[str, list[tuple[list[str], UniversalCommand]]] = {}
+        self._entities: dict[str, list[tuple[list[str], str, str]]] = {}
+        for lang, training in data.items():
+            commands = []
+            entities: dict[tuple[str, ...], tuple[str, str]] = {}
+            for example in training.examples:
+                if example.intent in UniversalCommand.__members__.values():
+                    commands.append((normalise(example.text).split(), UniversalCommand(example.intent)))
+                for span in example.entities:
+                    entities[tuple(normalise(span.text).split())] = (span.entity, span.value)
+            by_value = {value: entity for entity, value in entities.values()}
+            for phrase, value in training.synonyms.items():
+                if value in by_value:
+                    entities[tuple(normalise(phrase).split())] = (by_value[value], value)
+            # Longest phrases first, so "banca electronica" wins over "electronica".
+            self._commands[lang] = sorted(commands, key=lambda item: -len(item[0]))
+            self._entities[lang] = sorted(
+                ((list(words), entity, value) for words, (entity, value) in entities.items() if words),
+                key=lambda item: -len(item[0]),
+            )
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, languages: Iterable[str]) -> "TextInterpreter":
+        """``folder/<lang>/*.yml`` for each language."""
+        folder = Path(folder)
+        return cls({lang: load_training_data(folder / lang) for lang in languages})
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self._commands)
+
+    def understand(self, text: str, language: str) -> Understanding:
+        lang = language if language in self._commands else next(iter(self._commands))
+        normal = normalise(text)
+        tokens = normal.split()
+        numeric = _numbers_to_digits(normal, lang)
+        return Understanding(
+            text=normal,
+            language=lang,
+            command=self._command(tokens, lang),
+            entities=self._extract_entities(tokens, lang),
+            choice=_single_choice(tokens, lang),
+            digits="".join(ch for ch in numeric if ch.isdigit()),
+            spelled=_spelled(numeric, lang),
+        )
+
+    def phrases(self, language: str) -> list[str]:
+        """Every command and entity phrase known in ``language`` (for grammars and checks)."""
+        found = [" ".join(words) for words, _ in self._commands.get(language, [])]
+        found += [" ".join(words) for words, _, _ in self._entities.get(language, [])]
+        return sorted(set(found))
+
+    def _command(self, tokens: list[str], lang: str) -> UniversalCommand | None:
+        for words, command in self._commands[lang]:
+            if find_phrase(tokens, words) >= 0:
+                return command
+        return None
+
+    def _extract_entities(self, tokens: list[str], lang: str) -> dict[str, str]:
+        taken = [False] * len(tokens)
+        found: dict[str, str] = {}
+        for words, entity, value in self._entities[lang]:
+            start = find_phrase(tokens, words)
+            if start < 0 or entity in found or any(taken[start:start + len(words)]):
+                continue
+            taken[start:start + len(words)] = [True] * len(words)
+            found[entity] = value
+        return found
+
+
+def _single_choice(tokens: list[str], lang: str) -> str | None:
+    rest = [t for t in tokens if t not in CHOICE_FILLERS.get(lang, set())]
+    if len(rest) != 1:
+        return None
+    word = rest[0]
+    if len(word) == 1 and word.isdigit():
+        return word
+    return SINGLE_DIGITS.get(lang, {}).get(word)
+
+
+def _numbers_to_digits(normal: str, lang: str) -> str:
+    for phrase, letter in MULTIWORD_LETTERS.get(lang, {}).items():
+        normal = re.sub(rf"\b{phrase}\b", letter, normal)
+    try:
+        converted = alpha2digit(normal, lang, threshold=0)
+    except Exception:  # text2num refuses some odd inputs; plain words then stay words
+        converted = normal
+    tokens = converted.split()
+    out: list[str] = []
+    repeat = 1
+    for token in tokens:
+        if token in REPEATERS.get(lang, {}):
+            repeat = REPEATERS[lang][token]
+            continue
+        token = SINGLE_DIGITS.get(lang, {}).get(token, token) if token in ("oh",) else token
+        out.append(token * repeat if token.isdigit() and len(token) == 1 else token)
+        repeat = 1
+    return " ".join(out)
+
+
+def _spelled(numeric: str, lang: str) -> str:
+    """The longest run of digits and letter names, as one string: how a document is dictated."""
+    letters = LETTER_NAMES.get(lang, {})
+    best, run, best_digits, run_digits = "", "", 0, 0
+    for token in numeric.split():
+        match = _TOKEN_WITH_DIGITS.match(token)
+        if match:
+            piece = (match[1] + match[2] + match[3]).upper()
+            run, run_digits = run + piece, run_digits + len(match[2])
+        elif token in letters:
+            run += letters[token]
+        else:
+            run, run_digits = "", 0
+            continue
+        if run_digits and (run_digits, len(run)) > (best_digits, len(best)):
+            best, best_digits = run, run_digits
+    return best

@@ -1,0 +1,120 @@
+"""YAML files that remember where every value came from.
+
+Operators write the menu, the configuration and the bank seed by hand. When one of them is
+wrong, the message must say ``menu.yaml:42: nodes.main.options[1].next: unknown node
+'mian'``, not a stack trace. :func:`load` returns the plain data plus a map from each
+value's path to its line; :func:`validation_problems` turns pydantic's errors into such
+messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import ConfigError
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass
+class Located:
+    """Parsed YAML data with the line (1-based) of every mapping key and list item."""
+
+    data: Any
+    source: str
+    lines: dict[PathKey, int] = field(default_factory=dict)
+
+    def line_of(self, path: Iterable[str | int]) -> int | None:
+        """Line of ``path``, or of its nearest ancestor that has one."""
+        key = tuple(path)
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            key = key[:-1]
+        return self.lines.get(())
+
+    def where(self, path: Iterable[str | int]) -> str:
+        path = tuple(path)
+        line = self.line_of(path)
+        place = f"{self.source}:{line}" if line else self.source
+        dotted = dotted_path(path)
+        return f"{place}: {dotted}" if dotted else place
+
+
+def dotted_path(path: Iterable[str | int]) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def load(path: str | Path) -> Located:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return loads(text, str(path))
+
+
+def loads(text: str, source: str = "<string>") -> Located:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}{line}: not valid YAML: {problem}") from None
+    located = Located(data=None, source=source)
+    if node is None:
+        located.data = {}
+        return located
+    located.lines[()] = node.start_mark.line + 1
+    _record_lines(node, (), located.lines)
+    # Constructing from the same text again is simpler than constructing from the node
+    # graph by hand, and keeps YAML's own type rules (anchors, merges, tags).
+    located.data = yaml.safe_load(text)
+    return located
+
+
+def _record_lines(node: yaml.Node, path: PathKey, lines: dict[PathKey, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            child = path + (key,)
+            lines[child] = key_node.start_mark.line + 1
+            _record_lines(value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = path + (index,)
+            lines[child] = item.start_mark.line + 1
+            _record_lines(item, child, lines)
+
+
+def validation_problems(error: ValidationError, located: Located, prefix: PathKey = ()) -> list[str]:
+    """One ``file:line: path: message`` line per pydantic error."""
+    problems = []
+    for item in error.errors():
+        loc = prefix + tuple(part for part in item["loc"] if not _is_pydantic_internal(part))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (misspelt?)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        problems.append(f"{located.where(loc)}: {message}")
+    return problems
+
+
+def _is_pydantic_internal(part: Any) -> bool:
+    # Tagged unions add the tag value to the location; keep only real keys and indexes.
+    return isinstance(part, str) and part.startswith("function-")
