@@ -8,6 +8,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .masking import mask_tail
+
 DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
 NIE_PREFIX_DIGIT = {"X": "0", "Y": "1", "Z": "2"}
 
@@ -39,12 +41,16 @@ class Document:
             if len(text) < 8 or not text[:8].isdigit() or text[0] not in "012":
                 raise ValueError("a NIE is X, Y or Z (keys 0, 1, 2) and 7 digits")
             digits, given = text[:8], text[8:]
+            if len(given) > 1 or given.isdigit():
+                raise ValueError("a NIE is X, Y or Z (keys 0, 1, 2) and 7 digits")
             prefix = "XYZ"[int(digits[0])]
             body = prefix + digits[1:]
         else:
             if len(text) < 8 or not text[:8].isdigit():
                 raise ValueError("a DNI is 8 digits")
             digits, given = text[:8], text[8:]
+            if len(given) > 1 or given.isdigit():
+                raise ValueError("a DNI is 8 digits")
             body = digits
         letter = DNI_LETTERS[int(digits) % 23]
         if given and given != letter:
@@ -52,4 +58,4 @@ class Document:
         return cls(type, body + letter)
 
     def masked(self) -> str:
-        return "*" * (len(self.number) - 3) + self.number[-3:]
+        return mask_tail(self.number)

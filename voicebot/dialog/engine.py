@@ -307,7 +307,8 @@ class DialogEngine:
                 commands += self._on_key(self._kept_keys.popleft())
             return commands
         texts = getattr(node, which) or node.prompt
-        play = self._play(f"{self.node_name}.{which}", [*prefix, *self._render(texts, f"{self.node_name}.{which}")], node.barge_in)
+        segments = _joined(list(prefix), self._render(texts, f"{self.node_name}.{which}"))
+        play = self._play(f"{self.node_name}.{which}", segments, node.barge_in)
         self.phase = Phase.PLAYING
         return [play, listen]
 
@@ -518,6 +519,8 @@ class DialogEngine:
                 if option.key == primary.choice:
                     return self._choose(node, option)
         if best[1] is not None:
+            if node.any_language and best[2] is not None:
+                self._set_language(best[2].language)  # answered in English: carry on in English
             return self._choose(node, best[1])
         if primary.entities:
             candidates = self._shortcut_candidates(node, self._pending)
@@ -704,8 +707,8 @@ class DialogEngine:
         raise EngineError(f"universal command {command} is not handled")
 
     def _agent(self, reason: str, texts_key: str | None = None) -> list[Command]:
-        segments = self._render(self.menu.texts[texts_key], f"texts.{texts_key}") if texts_key else []
-        segments += self._render(self.menu.texts["agent"], "texts.agent")
+        first = self._render(self.menu.texts[texts_key], f"texts.{texts_key}") if texts_key else []
+        segments = _joined(first, self._render(self.menu.texts["agent"], "texts.agent"))
         self.phase = Phase.MESSAGE
         self._after_message = lambda: self._transfer(reason)
         return self._cancel_timer() + [self._play("texts.agent", segments, False)]
@@ -809,3 +812,13 @@ class DialogEngine:
 
     def _record_input(self, mode: str, value: str) -> None:
         self.record.inputs.append({"node": self.node_name, "mode": mode, "value": value})
+
+
+def _joined(*parts: list[Segment]) -> list[Segment]:
+    """Prompts said one after the other, with the space a speaker would leave between them."""
+    segments: list[Segment] = []
+    for part in parts:
+        if part and segments:
+            segments.append(Text("pause", " "))
+        segments.extend(part)
+    return segments

@@ -1,0 +1,29 @@
+# `make run` and `make test` set everything up on a fresh Debian/Ubuntu machine.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench setup system clean
+
+run: setup
+	$(VENV)/bin/voicebot run
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+bench: setup
+	$(VENV)/bin/python bench/run.py
+
+setup: system $(STAMP)
+
+system:
+	@scripts/system-packages
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,129 @@
+"""Wiring: one :class:`Line` holds what every call shares (menu, NLU, backends, call log).
+
+Built once per process from the configuration; each call gets its own engine from
+:meth:`Line.new_engine` and leaves its record through :meth:`Line.finish_call`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+from .actions import UnlockActions
+from .backends.seed import DEMO_SEED, load_seed, seed_bank
+from .backends.sqlite import (
+    Database,
+    SqliteAgentDesk,
+    SqliteBank,
+    SqliteCallLog,
+    SqliteOutbox,
+    open_database,
+)
+from .config import Config
+from .dialog import DialogEngine, EngineSettings
+from .errors import ConfigError
+from .menu import Menu, load_menu
+from .nlu import TextInterpreter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallMeta:
+    """What the host knows of a call that the engine does not: who, where, when."""
+
+    transport: str
+    caller_id: str | None = None
+    dialed: str | None = None
+    call_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    _started_monotonic: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started_monotonic
+
+
+class Line:
+    def __init__(
+        self,
+        config: Config,
+        menu: Menu,
+        interpreter: TextInterpreter,
+        db: Database,
+        bank: SqliteBank,
+        outbox: SqliteOutbox,
+        desk: SqliteAgentDesk,
+        call_log: SqliteCallLog,
+    ) -> None:
+        self.config = config
+        self.menu = menu
+        self.interpreter = interpreter
+        self.db = db
+        self.bank = bank
+        self.outbox = outbox
+        self.desk = desk
+        self.call_log = call_log
+        self.actions = UnlockActions(bank, outbox, outbox, config)
+        self.settings = EngineSettings.from_config(config)
+
+    @classmethod
+    def open(cls, config: Config, echo: TextIO | None = None) -> "Line":
+        menu, interpreter = load_dialog(config)
+        db = open_database(config.database)
+        bank = SqliteBank(db, config.codes, config.lockout, config.security)
+        return cls(
+            config,
+            menu,
+            interpreter,
+            db,
+            bank,
+            SqliteOutbox(db, echo=echo),
+            SqliteAgentDesk(db, config.agent.target),
+            SqliteCallLog(db),
+        )
+
+    def ensure_demo_bank(self) -> int:
+        """Seed the demo customers into an empty bank (first start); returns how many were added."""
+        if self.bank.list_customers():
+            return 0
+        return seed_bank(self.bank, load_seed(DEMO_SEED))
+
+    def new_engine(self) -> DialogEngine:
+        return DialogEngine(self.menu, self.interpreter, self.settings)
+
+    def finish_call(self, engine: DialogEngine, meta: CallMeta) -> dict[str, Any]:
+        ended = datetime.now(timezone.utc)
+        record = {
+            "call_id": meta.call_id,
+            "transport": meta.transport,
+            "started_at": meta.started_at.isoformat(timespec="seconds"),
+            "ended_at": ended.isoformat(timespec="seconds"),
+            "duration_s": round(meta.elapsed(), 1),
+            "caller_id": meta.caller_id,
+            "dialed": meta.dialed,
+            **engine.record.as_dict(),
+        }
+        if record["outcome"] is None:  # the host stopped before the engine ended the call
+            record["outcome"], record["outcome_reason"] = "failed", "host stopped the call"
+        self.call_log.save(record)
+        log.info("call %s ended: %s %s", meta.call_id, record["outcome"], record["outcome_reason"] or "")
+        return record
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def load_dialog(config: Config) -> tuple[Menu, TextInterpreter]:
+    """Menu and interpreter, checked against the configuration and the actions."""
+    menu = load_menu(config.menu, known_actions=UnlockActions.NAMES)
+    problems = config.check_against_menu(set(menu.entry_points), set(menu.languages))
+    if problems:
+        raise ConfigError([f"configuration: {p}" for p in problems])
+    data_dir = Path(config.nlu.data_dir)
+    interpreter = TextInterpreter.from_folder(data_dir, config.languages)
+    return menu, interpreter

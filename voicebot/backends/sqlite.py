@@ -1,0 +1,834 @@
+"""The embedded backends: bank, outbox, agent desk and call log in one SQLite file.
+
+They make the line work on a fresh machine (``voicebot/data/demo_bank.yaml`` seeds demo
+customers) and are what the tests run against. Secrets are kept the way a real bank would:
+PINs, temporary passwords and codes only as salted scrypt hashes; an outgoing message's
+clear text only until it has been handed over.
+
+One file is shared by every process that opens it (a running line and the CLI), so the
+database runs in WAL mode with a busy timeout, and every read-modify-write happens inside
+one ``BEGIN IMMEDIATE`` transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, TextIO
+
+from ..config import Codes, Lockout, Security, normalise_number
+from ..errors import BackendError
+from ..masking import Secret, reveal
+from .base import (
+    BlockedOperation,
+    Channel,
+    CodePurpose,
+    Contacts,
+    Credentials,
+    Document,
+    DocumentType,
+    IssuedCode,
+    OutgoingMessage,
+    TransferTicket,
+    Verification,
+    VerifyResult,
+)
+
+Clock = Callable[[], datetime]
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+
+# Letters and digits a caller can read off an SMS and type without doubt: no 0/O/o, 1/l/I.
+PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS customers (
+    id              TEXT PRIMARY KEY,
+    name            TEXT NOT NULL,
+    document_type   TEXT NOT NULL CHECK (document_type IN ('dni', 'nie')),
+    document_number TEXT NOT NULL UNIQUE,
+    language        TEXT NOT NULL,
+    email           TEXT,
+    mobile          TEXT
+);
+CREATE TABLE IF NOT EXISTS phones (
+    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    number      TEXT NOT NULL,
+    PRIMARY KEY (customer_id, number)
+);
+CREATE INDEX IF NOT EXISTS phones_by_number ON phones(number);
+CREATE TABLE IF NOT EXISTS cards (
+    customer_id     TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    last4           TEXT NOT NULL,
+    pin_hash        TEXT NOT NULL,
+    failed_attempts INTEGER NOT NULL DEFAULT 0,
+    locked_at       TEXT,
+    PRIMARY KEY (customer_id, last4)
+);
+CREATE TABLE IF NOT EXISTS online_users (
+    customer_id        TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    channel            TEXT NOT NULL CHECK (channel IN ('ebanking', 'phone')),
+    username           TEXT NOT NULL UNIQUE,
+    temp_password_hash TEXT,
+    temp_expires_at    TEXT,
+    must_change        INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (customer_id, channel)
+);
+CREATE TABLE IF NOT EXISTS signatures (
+    customer_id TEXT PRIMARY KEY REFERENCES customers(id) ON DELETE CASCADE,
+    blocked     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS operations (
+    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    reference   TEXT NOT NULL,
+    description TEXT NOT NULL,
+    amount      TEXT NOT NULL,
+    blocked     INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (customer_id, reference)
+);
+CREATE TABLE IF NOT EXISTS codes (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    customer_id   TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    purpose       TEXT NOT NULL,
+    reference     TEXT NOT NULL,
+    code_hash     TEXT NOT NULL,
+    expires_at    TEXT NOT NULL,
+    used_at       TEXT,
+    superseded_at TEXT,
+    failed_tries  INTEGER NOT NULL DEFAULT 0,
+    created_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS codes_by_binding ON codes(customer_id, purpose, reference);
+CREATE TABLE IF NOT EXISTS outbox (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel      TEXT NOT NULL CHECK (channel IN ('sms', 'email')),
+    recipient    TEXT NOT NULL,
+    subject      TEXT NOT NULL DEFAULT '',
+    language     TEXT NOT NULL,
+    body_masked  TEXT NOT NULL,
+    body_clear   TEXT,
+    status       TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    delivered_at TEXT
+);
+CREATE TABLE IF NOT EXISTS handoffs (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    target     TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    context    TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calls (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id        TEXT NOT NULL UNIQUE,
+    started_at     TEXT,
+    ended_at       TEXT,
+    duration_s     REAL,
+    caller_id      TEXT,
+    dialed         TEXT,
+    entry_point    TEXT,
+    language       TEXT,
+    outcome        TEXT,
+    outcome_reason TEXT,
+    record         TEXT NOT NULL
+);
+"""
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --------------------------------------------------------------------------- database
+
+
+class Database:
+    """One SQLite file shared by threads (one connection behind a lock) and processes (WAL)."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._connection = connection
+        # One connection and a lock, rather than one per thread: calls run few, short
+        # statements, and a per-thread connection would outlive the threads of ended calls.
+        self._lock = threading.RLock()
+        self._closed = False
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """This process's connection inside one transaction, committed on success.
+
+        ``write`` takes the write lock at the start (``BEGIN IMMEDIATE``), so a
+        read-then-update cannot interleave with another process's update.
+        """
+        with self._lock:
+            if self._closed:
+                raise BackendError(f"{self.path}: the database is closed")
+            conn = self._connection
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    # Busy past the timeout, disk full, a broken constraint: the backend failed.
+                    raise BackendError(f"{self.path}: database error: {exc}") from exc
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._connection.close()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_database(path: str | Path) -> Database:
+    """Open (creating if needed) the voicebot database at ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise BackendError(f"{path}: cannot open the database: {exc}") from None
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Overwritten clear text (an outbox body, an old hash) is zeroed, not left in free pages.
+        conn.execute("PRAGMA secure_delete = ON")
+        _create_schema(conn, path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise BackendError(f"{path}: not a usable voicebot database: {exc}") from None
+    except BackendError:
+        conn.close()
+        raise
+    return Database(path, conn)
+
+
+def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
+    # Under the write lock, so two processes opening a new file do not race.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise BackendError(
+                f"{path}: schema version {version} is newer than this voicebot understands ({SCHEMA_VERSION})"
+            )
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --------------------------------------------------------------------------- hashing
+
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+_SALT_BYTES = 16
+_HASH_BYTES = 32
+# Bounds on what a stored hash may ask for, so a bad seed cannot make a check eat the machine.
+_MAX_SCRYPT_N = 2**20
+
+
+def hash_secret(clear: str, scrypt_n: int) -> str:
+    """A self-describing salted hash: ``scrypt$n$r$p$salt$hash`` (salt and hash in base64)."""
+    salt = secrets.token_bytes(_SALT_BYTES)
+    digest = _scrypt(clear, salt, scrypt_n, _SCRYPT_R, _SCRYPT_P)
+    return "$".join(["scrypt", str(scrypt_n), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)])
+
+
+def check_secret(clear: str, stored: str) -> bool:
+    """Whether ``clear`` hashes to ``stored``, compared in constant time."""
+    n, r, p, salt, expected = parse_hash(stored)
+    return hmac.compare_digest(_scrypt(clear, salt, n, r, p, len(expected)), expected)
+
+
+def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
+    """The parameters of a stored hash; ``ValueError`` if it is not one this module writes."""
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        raise ValueError("not a hash of the form scrypt$n$r$p$salt$hash")
+    try:
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        salt = base64.b64decode(parts[4], validate=True)
+        digest = base64.b64decode(parts[5], validate=True)
+    except ValueError:
+        raise ValueError("scrypt hash has non-numeric parameters or bad base64") from None
+    if not (2 <= n <= _MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
+        raise ValueError(f"scrypt parameters out of range (n a power of two up to {_MAX_SCRYPT_N}, r<=32, p<=16)")
+    if len(salt) < 8 or len(digest) < 16:
+        raise ValueError("scrypt hash has too short a salt or digest")
+    return n, r, p, salt, digest
+
+
+def _scrypt(clear: str, salt: bytes, n: int, r: int, p: int, length: int = _HASH_BYTES) -> bytes:
+    # OpenSSL's default memory cap (32 MiB) is below what large n needs: allow ~2x the need.
+    maxmem = max(32 * 1024 * 1024, 256 * n * r * p)
+    return hashlib.scrypt(clear.encode(), salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=length)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _parse_timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _now(clock: Clock) -> datetime:
+    moment = clock()
+    if moment.tzinfo is None:
+        raise TypeError("the clock must return an aware datetime (UTC)")
+    # Whole seconds: what is stored is what is returned, and compared, exactly.
+    return moment.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def _is_digits(text: str, length: int) -> bool:
+    return len(text) == length and text.isascii() and text.isdigit()
+
+
+def _random_digits(length: int) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(length))
+
+
+def _random_password(length: int) -> str:
+    while True:
+        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+        # Banks' password rules usually want both letters and digits.
+        if any(c.isdigit() for c in password) and any(c.isalpha() for c in password):
+            return password
+
+
+def find_secret(value: Any, path: str = "") -> str | None:
+    """The path of the first :class:`Secret` inside ``value`` (mappings, sequences, dataclasses)."""
+    if isinstance(value, Secret):
+        return path or "<root>"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = find_secret(key, f"{path}.<key>") or find_secret(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for index, item in enumerate(value):
+            found = find_secret(item, f"{path}[{index}]")
+            if found:
+                return found
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for item in dataclasses.fields(value):
+            found = find_secret(getattr(value, item.name), f"{path}.{item.name}" if path else item.name)
+            if found:
+                return found
+    return None
+
+
+def to_json(value: Any, what: str) -> str:
+    """``value`` as JSON; ``ValueError`` if it holds a Secret or something JSON cannot hold."""
+    where = find_secret(value)
+    if where is not None:
+        raise ValueError(f"{what} must not contain secrets (a Secret at {where})")
+    try:
+        return json.dumps(value, default=_jsonable, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {item.name: getattr(value, item.name) for item in dataclasses.fields(value)}
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+# --------------------------------------------------------------------------- bank
+
+
+class SqliteBank:
+    """:class:`~voicebot.backends.base.BankingBackend` over the ``customers`` and related tables."""
+
+    def __init__(
+        self,
+        db: Database,
+        codes: Codes | None = None,
+        lockout: Lockout | None = None,
+        security: Security | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.db = db
+        self.codes = codes or Codes()
+        self.lockout = lockout or Lockout()
+        self.security = security or Security()
+        self._clock = clock
+        # Checked against when there is no card to check, so every path costs one scrypt.
+        self._dummy_hash = hash_secret(secrets.token_hex(8), self.security.scrypt_n)
+
+    def hash_secret(self, clear: str) -> str:
+        """A hash for ``clear`` with this bank's cost (used by the seed loader)."""
+        return hash_secret(clear, self.security.scrypt_n)
+
+    # -- identity
+
+    def verify_card(self, document: Document, card_last4: Secret, pin: Secret) -> Verification:
+        last4, clear_pin = reveal(card_last4), reveal(pin)
+        card = None
+        if _is_digits(last4, 4):
+            with self.db.transaction(write=False) as conn:
+                card = conn.execute(
+                    "SELECT cards.customer_id, cards.pin_hash FROM cards"
+                    " JOIN customers ON customers.id = cards.customer_id"
+                    " WHERE customers.document_type = ? AND customers.document_number = ? AND cards.last4 = ?",
+                    (str(document.type), document.number, last4),
+                ).fetchone()
+        if card is None:
+            self._check_stored(clear_pin, self._dummy_hash)
+            return Verification(VerifyResult.MISMATCH)
+        # The hash is computed outside the transaction so a slow scrypt never holds the write lock.
+        pin_ok = self._check_stored(clear_pin, card["pin_hash"])
+        key = (card["customer_id"], last4)
+        with self.db.transaction() as conn:
+            if pin_ok:
+                # "AND locked_at IS NULL": a lock set by a concurrent call since the read wins.
+                reset = conn.execute(
+                    "UPDATE cards SET failed_attempts = 0 WHERE customer_id = ? AND last4 = ? AND locked_at IS NULL",
+                    key,
+                )
+                if reset.rowcount == 1:
+                    return Verification(VerifyResult.OK, card["customer_id"])
+                return Verification(VerifyResult.LOCKED)
+            counted = conn.execute(
+                "UPDATE cards SET failed_attempts = failed_attempts + 1,"
+                " locked_at = CASE WHEN failed_attempts + 1 >= ? THEN ? END"
+                " WHERE customer_id = ? AND last4 = ? AND locked_at IS NULL",
+                (self.lockout.max_pin_attempts, _timestamp(_now(self._clock)), *key),
+            )
+            if counted.rowcount == 0:
+                return Verification(VerifyResult.LOCKED)
+            locked_at = conn.execute(
+                "SELECT locked_at FROM cards WHERE customer_id = ? AND last4 = ?", key
+            ).fetchone()["locked_at"]
+        return Verification(VerifyResult.LOCKED if locked_at else VerifyResult.MISMATCH)
+
+    def contacts(self, customer_id: str) -> Contacts:
+        with self.db.transaction(write=False) as conn:
+            return self._contacts(conn, customer_id)
+
+    def customer_by_phone(self, phone: str) -> str | None:
+        number = normalise_number(phone)
+        if not number:
+            return None
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute("SELECT DISTINCT customer_id FROM phones WHERE number = ?", (number,)).fetchall()
+        # A number shared by two customers (a family landline) identifies neither of them.
+        return rows[0]["customer_id"] if len(rows) == 1 else None
+
+    # -- credentials
+
+    def recover_user(self, customer_id: str, channel: Channel) -> Credentials:
+        channel = Channel(channel)
+        password = _random_password(self.codes.temporary_password_length)
+        password_hash = self.hash_secret(password)
+        expires_at = _now(self._clock) + timedelta(minutes=self.codes.temporary_password_minutes)
+        with self.db.transaction() as conn:
+            self._require_customer(conn, customer_id)
+            user = conn.execute(
+                "SELECT username FROM online_users WHERE customer_id = ? AND channel = ?",
+                (customer_id, str(channel)),
+            ).fetchone()
+            if user is None:
+                raise BackendError(f"customer {customer_id} has no {channel.value} user to recover")
+            conn.execute(
+                "UPDATE online_users SET temp_password_hash = ?, temp_expires_at = ?, must_change = 1"
+                " WHERE customer_id = ? AND channel = ?",
+                (password_hash, _timestamp(expires_at), customer_id, str(channel)),
+            )
+        return Credentials(user["username"], Secret(password), expires_at, must_change=True)
+
+    def confirm_password_change(self, customer_id: str) -> Contacts:
+        with self.db.transaction() as conn:
+            contacts = self._contacts(conn, customer_id)
+            conn.execute(
+                "UPDATE online_users SET must_change = 0, temp_password_hash = NULL, temp_expires_at = NULL"
+                " WHERE customer_id = ?",
+                (customer_id,),
+            )
+        return contacts
+
+    def unlock_signature(self, customer_id: str) -> None:
+        with self.db.transaction() as conn:
+            self._require_customer(conn, customer_id)
+            conn.execute(
+                "INSERT INTO signatures (customer_id, blocked) VALUES (?, 0)"
+                " ON CONFLICT (customer_id) DO UPDATE SET blocked = 0",
+                (customer_id,),
+            )
+
+    # -- operations and codes
+
+    def blocked_operation(self, customer_id: str, reference: str) -> BlockedOperation | None:
+        with self.db.transaction(write=False) as conn:
+            self._require_customer(conn, customer_id)
+            return self._blocked_operation(conn, customer_id, reference)
+
+    def issue_code(self, customer_id: str, purpose: CodePurpose, reference: str) -> IssuedCode:
+        purpose = CodePurpose(purpose)
+        if purpose is CodePurpose.OPERATION_UNLOCK:
+            length, minutes = self.codes.unlock_code_length, self.codes.unlock_code_minutes
+        else:
+            length, minutes = self.codes.sms_key_length, self.codes.sms_key_minutes
+        code = _random_digits(length)
+        code_hash = self.hash_secret(code)
+        now = _now(self._clock)
+        expires_at = now + timedelta(minutes=minutes)
+        with self.db.transaction() as conn:
+            self._require_customer(conn, customer_id)
+            if self._blocked_operation(conn, customer_id, reference) is None:
+                raise BackendError(f"customer {customer_id} has no blocked operation with that reference")
+            # Only the newest code of a binding is valid: a caller who asks twice gets one live code.
+            conn.execute(
+                "UPDATE codes SET superseded_at = ?"
+                " WHERE customer_id = ? AND purpose = ? AND reference = ? AND used_at IS NULL AND superseded_at IS NULL",
+                (_timestamp(now), customer_id, str(purpose), reference),
+            )
+            conn.execute(
+                "INSERT INTO codes (customer_id, purpose, reference, code_hash, expires_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (customer_id, str(purpose), reference, code_hash, _timestamp(expires_at), _timestamp(now)),
+            )
+        return IssuedCode(purpose, reference, Secret(code), expires_at)
+
+    def redeem_code(self, customer_id: str, purpose: CodePurpose, reference: str, code: Secret) -> bool:
+        purpose = CodePurpose(purpose)
+        with self.db.transaction(write=False) as conn:
+            live = conn.execute(
+                "SELECT id, code_hash, expires_at FROM codes"
+                " WHERE customer_id = ? AND purpose = ? AND reference = ? AND used_at IS NULL AND superseded_at IS NULL"
+                " ORDER BY id DESC LIMIT 1",
+                (customer_id, str(purpose), reference),
+            ).fetchone()
+        if live is None:
+            self._check_stored(reveal(code), self._dummy_hash)
+            return False
+        matches = self._check_stored(reveal(code), live["code_hash"])
+        now = _now(self._clock)
+        if now >= _parse_timestamp(live["expires_at"]):
+            return False
+        with self.db.transaction() as conn:
+            if matches:
+                # Conditional on still being unused, so two concurrent redemptions cannot both win.
+                used = conn.execute(
+                    "UPDATE codes SET used_at = ? WHERE id = ? AND used_at IS NULL AND superseded_at IS NULL",
+                    (_timestamp(now), live["id"]),
+                )
+                return used.rowcount == 1
+            # A short numeric code must not be guessable by trying them all: burn it after a few misses.
+            conn.execute(
+                "UPDATE codes SET failed_tries = failed_tries + 1,"
+                " superseded_at = CASE WHEN failed_tries + 1 >= ? THEN ? ELSE superseded_at END"
+                " WHERE id = ?",
+                (self.lockout.max_pin_attempts, _timestamp(now), live["id"]),
+            )
+        return False
+
+    # -- administration (CLI)
+
+    def list_customers(self) -> list[dict[str, Any]]:
+        """Every customer as plain data for an operator: no PINs, hashes or card digits."""
+        with self.db.transaction(write=False) as conn:
+            customers = conn.execute("SELECT * FROM customers ORDER BY id").fetchall()
+            return [self._describe(conn, row) for row in customers]
+
+    def find_customer(self, id_or_document: str) -> str | None:
+        """The id of the customer with this id or document number (letter optional)."""
+        text = id_or_document.strip()
+        numbers = {text.upper()}
+        for kind in DocumentType:
+            try:
+                numbers.add(Document.parse(kind, text).number)
+            except ValueError:
+                pass
+        with self.db.transaction(write=False) as conn:
+            row = conn.execute("SELECT id FROM customers WHERE id = ?", (text,)).fetchone()
+            if row is None:
+                marks = ",".join("?" * len(numbers))
+                row = conn.execute(
+                    f"SELECT id FROM customers WHERE document_number IN ({marks})", tuple(numbers)
+                ).fetchone()
+        return row["id"] if row else None
+
+    def unlock_card(self, customer_id: str, last4: str) -> None:
+        """An operator's reset of a card locked by wrong PINs."""
+        with self.db.transaction() as conn:
+            done = conn.execute(
+                "UPDATE cards SET failed_attempts = 0, locked_at = NULL WHERE customer_id = ? AND last4 = ?",
+                (customer_id, reveal(last4)),
+            )
+            if done.rowcount == 0:
+                raise BackendError(f"customer {customer_id} has no card with those last digits")
+
+    # -- internals
+
+    def _check_stored(self, clear: str, stored: str) -> bool:
+        try:
+            return check_secret(clear, stored)
+        except ValueError as exc:
+            raise BackendError(f"a stored hash is corrupt: {exc}") from None
+
+    @staticmethod
+    def _require_customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
+        row = conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
+        if row is None:
+            raise BackendError(f"unknown customer {customer_id!r}")
+        return row
+
+    def _contacts(self, conn: sqlite3.Connection, customer_id: str) -> Contacts:
+        row = self._require_customer(conn, customer_id)
+        return Contacts(row["id"], row["name"], row["email"], row["mobile"], row["language"])
+
+    @staticmethod
+    def _blocked_operation(conn: sqlite3.Connection, customer_id: str, reference: str) -> BlockedOperation | None:
+        row = conn.execute(
+            "SELECT reference, description, amount FROM operations"
+            " WHERE customer_id = ? AND reference = ? AND blocked = 1",
+            (customer_id, reference),
+        ).fetchone()
+        return BlockedOperation(row["reference"], row["description"], row["amount"]) if row else None
+
+    @staticmethod
+    def _describe(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+        customer_id = row["id"]
+        phones = [
+            r["number"]
+            for r in conn.execute("SELECT number FROM phones WHERE customer_id = ? ORDER BY number", (customer_id,))
+        ]
+        cards = conn.execute(
+            "SELECT COUNT(*) AS total, COUNT(locked_at) AS locked FROM cards WHERE customer_id = ?", (customer_id,)
+        ).fetchone()
+        users = {
+            r["channel"]: {"username": r["username"], "must_change": bool(r["must_change"])}
+            for r in conn.execute(
+                "SELECT channel, username, must_change FROM online_users WHERE customer_id = ? ORDER BY channel",
+                (customer_id,),
+            )
+        }
+        signature = conn.execute("SELECT blocked FROM signatures WHERE customer_id = ?", (customer_id,)).fetchone()
+        operations = [
+            r["reference"]
+            for r in conn.execute(
+                "SELECT reference FROM operations WHERE customer_id = ? AND blocked = 1 ORDER BY reference",
+                (customer_id,),
+            )
+        ]
+        return {
+            "id": customer_id,
+            "name": row["name"],
+            "document_type": row["document_type"],
+            "document_number": row["document_number"],
+            "language": row["language"],
+            "email": row["email"],
+            "mobile": row["mobile"],
+            "phones": phones,
+            "cards": cards["total"],
+            "cards_locked": cards["locked"],
+            "users": users,
+            "signature_blocked": bool(signature and signature["blocked"]),
+            "blocked_operations": operations,
+        }
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+class SqliteOutbox:
+    """The embedded SMS and e-mail gateway: a demo phone and mailbox that print what they get.
+
+    A message is written with its clear text (what a real gateway adapter would hand over
+    later), delivered at once, and its clear text is then erased: only the masked body stays.
+    """
+
+    def __init__(self, db: Database, echo: TextIO | None = None, clock: Clock = utc_now) -> None:
+        self.db = db
+        self.echo = echo
+        self._clock = clock
+
+    def send_sms(self, message: OutgoingMessage) -> str:
+        return self._send("sms", message)
+
+    def send_email(self, message: OutgoingMessage) -> str:
+        return self._send("email", message)
+
+    def list_messages(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest messages first, masked bodies only."""
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT id, channel, recipient, subject, language, body_masked, status, created_at, delivered_at"
+                " FROM outbox ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            {
+                "id": f"outbox-{r['id']}",
+                "channel": r["channel"],
+                "recipient": r["recipient"],
+                "subject": r["subject"],
+                "language": r["language"],
+                "body": r["body_masked"],
+                "status": r["status"],
+                "created_at": r["created_at"],
+                "delivered_at": r["delivered_at"],
+            }
+            for r in rows
+        ]
+
+    def _send(self, channel: str, message: OutgoingMessage) -> str:
+        if not message.to.strip():
+            raise BackendError(f"cannot send an {channel} message: no recipient")
+        try:
+            clear, masked = message.render(), message.masked()
+        except (KeyError, IndexError, ValueError) as exc:
+            raise BackendError(f"{channel} template does not fit its parameters: {exc!r}") from None
+        with self.db.transaction() as conn:
+            row_id = conn.execute(
+                "INSERT INTO outbox (channel, recipient, subject, language, body_masked, body_clear, status, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+                (channel, message.to, message.subject, message.language, masked, clear, _timestamp(_now(self._clock))),
+            ).lastrowid
+        status = "delivered"
+        try:
+            self._deliver(channel, message, clear)
+        except (OSError, ValueError):  # ValueError: the echo stream was closed
+            status = "failed"
+        with self.db.transaction() as conn:
+            # The clear text goes either way: the demo gateway has no retry to keep it for.
+            conn.execute(
+                "UPDATE outbox SET status = ?, delivered_at = ?, body_clear = NULL WHERE id = ?",
+                (status, _timestamp(_now(self._clock)) if status == "delivered" else None, row_id),
+            )
+        if status != "delivered":
+            raise BackendError(f"outbox-{row_id}: the {channel} could not be delivered")
+        return f"outbox-{row_id}"
+
+    def _deliver(self, channel: str, message: OutgoingMessage, clear: str) -> None:
+        if self.echo is None:
+            return
+        if channel == "sms":
+            self.echo.write(f"[SMS to {message.to}] {clear}\n")
+        else:
+            subject = f" {message.subject}:" if message.subject else ""
+            self.echo.write(f"[E-mail to {message.to}]{subject} {clear}\n")
+        self.echo.flush()
+
+
+# --------------------------------------------------------------------------- agents and calls
+
+
+class SqliteAgentDesk:
+    """:class:`~voicebot.backends.base.AgentDesk` that records each hand-off for the agents to read."""
+
+    def __init__(self, db: Database, target: str, clock: Clock = utc_now) -> None:
+        self.db = db
+        self.target = target
+        self._clock = clock
+
+    def hand_off(self, reason: str, context: Mapping[str, Any]) -> TransferTicket:
+        payload = to_json(dict(context), "a hand-off context")
+        with self.db.transaction() as conn:
+            row_id = conn.execute(
+                "INSERT INTO handoffs (target, reason, context, created_at) VALUES (?, ?, ?, ?)",
+                (self.target, reason, payload, _timestamp(_now(self._clock))),
+            ).lastrowid
+        return TransferTicket(self.target, f"handoff-{row_id}")
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute("SELECT * FROM handoffs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [
+            {
+                "ticket_id": f"handoff-{r['id']}",
+                "target": r["target"],
+                "reason": r["reason"],
+                "context": json.loads(r["context"]),
+                "created_at": r["created_at"],
+            }
+            for r in rows
+        ]
+
+
+class SqliteCallLog:
+    """:class:`~voicebot.backends.base.CallLog`: one row per call, the whole record kept as JSON."""
+
+    COLUMNS = (
+        "call_id",
+        "started_at",
+        "ended_at",
+        "duration_s",
+        "caller_id",
+        "dialed",
+        "entry_point",
+        "language",
+        "outcome",
+        "outcome_reason",
+    )
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def save(self, record: Mapping[str, Any]) -> None:
+        payload = to_json(dict(record), "a call record")
+        plain = json.loads(payload)
+        if not plain.get("call_id"):
+            raise ValueError("a call record needs a call_id")
+        values = [plain.get(name) for name in self.COLUMNS]
+        # Scalars only in the columns; anything richer is in the JSON copy.
+        values = [v if v is None or isinstance(v, (str, int, float)) else json.dumps(v) for v in values]
+        names = ", ".join(self.COLUMNS)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in self.COLUMNS[1:])
+        with self.db.transaction() as conn:
+            # Saving the same call again (a retry) replaces its record rather than duplicating it.
+            conn.execute(
+                f"INSERT INTO calls ({names}, record) VALUES ({', '.join('?' * (len(self.COLUMNS) + 1))})"
+                f" ON CONFLICT (call_id) DO UPDATE SET {updates}, record = excluded.record",
+                (*values, payload),
+            )
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute("SELECT record FROM calls ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [json.loads(r["record"]) for r in rows]

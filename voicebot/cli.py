@@ -1,0 +1,245 @@
+"""The ``voicebot`` command. ``voicebot --help`` lists the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Config, load_config
+from .errors import BackendError, ConfigError, VoicebotError
+
+UNLOCK_LINE = "950183313"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        config = load_config(args.config)
+        if args.handler is not cmd_config_check:
+            from .logs import configure_logging
+
+            configure_logging(config)
+        return int(args.handler(args, config) or 0)
+    except ConfigError as exc:
+        print("configuration error:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except BackendError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except VoicebotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voicebot",
+        description="Offline voice-and-keypad phone line for unlocking bank credentials.",
+    )
+    parser.add_argument("--version", action="version", version=f"voicebot {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="configuration file (default: $VOICEBOT_CONFIG or built-in defaults)")
+    sub = parser.add_subparsers(title="subcommands", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the line's main job: set up on first start, then take calls (console today)")
+    run.add_argument("--caller-id", default="+34600000001", help="caller ID of the console call")
+    run.add_argument("--dialed", default=UNLOCK_LINE, help="number dialled (picks the entry point)")
+    run.set_defaults(handler=cmd_run)
+
+    chat = sub.add_parser("chat", help="one call in the console: you are the caller (or a script on stdin)")
+    chat.add_argument("--caller-id", default=None, help="the caller's number, e.g. +34600000001")
+    chat.add_argument("--dialed", default=UNLOCK_LINE, help="number dialled: 950183313 (unlock) or 901511000 (support)")
+    chat.add_argument("--lang", choices=["es", "en"], help="language known in advance (skips the language choice)")
+    chat.add_argument("--json", action="store_true", help="print the call record as JSON at the end (transcript goes to stderr)")
+    chat.set_defaults(handler=cmd_chat)
+
+    bank = sub.add_parser("bank", help="the embedded demo bank")
+    bank_sub = bank.add_subparsers(title="bank commands", metavar="COMMAND")
+    seed = bank_sub.add_parser("seed", help="load customers from a YAML seed file (see voicebot/data/demo_bank.yaml)")
+    seed.add_argument("file", nargs="?", help="seed file (default: the demo customers)")
+    seed.set_defaults(handler=cmd_bank_seed)
+    show = bank_sub.add_parser("show", help="list customers (no PINs, no card digits)")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_bank_show)
+    changed = bank_sub.add_parser("password-changed", help="the customer changed the passwords: confirm by SMS")
+    changed.add_argument("customer", help="customer id (C001) or document number")
+    changed.set_defaults(handler=cmd_bank_password_changed)
+    unlock = bank_sub.add_parser("unlock-card", help="clear a card's wrong-PIN lock (back-office)")
+    unlock.add_argument("customer", help="customer id or document number")
+    unlock.add_argument("last4", help="the card's last 4 digits")
+    unlock.set_defaults(handler=cmd_bank_unlock_card)
+    bank.set_defaults(handler=lambda args, config: bank.print_help() or 2)
+
+    outbox = sub.add_parser("outbox", help="SMS and e-mails sent (secrets masked)")
+    outbox.add_argument("--last", type=int, default=20, metavar="N")
+    outbox.add_argument("--json", action="store_true")
+    outbox.set_defaults(handler=cmd_outbox)
+
+    calls = sub.add_parser("calls", help="call records")
+    calls.add_argument("--last", type=int, default=10, metavar="N")
+    calls.add_argument("--json", action="store_true")
+    calls.set_defaults(handler=cmd_calls)
+
+    config = sub.add_parser("config", help="configuration")
+    config_sub = config.add_subparsers(title="config commands", metavar="COMMAND")
+    check = config_sub.add_parser("check", help="validate a configuration file, the menu and the NLU data")
+    check.add_argument("file", nargs="?", help="configuration file (default: --config or defaults)")
+    check.set_defaults(handler=cmd_config_check)
+    config.set_defaults(handler=lambda args, config: config_parser_help(config_sub))
+    return parser
+
+
+def config_parser_help(sub: Any) -> int:
+    print("usage: voicebot config check [FILE]", file=sys.stderr)
+    return 2
+
+
+# ---------------------------------------------------------------------- handlers
+
+
+def _open_line(config: Config, echo: Any = None) -> Any:
+    from .app import Line
+
+    return Line.open(config, echo=echo)
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    line = _open_line(config, echo=sys.stdout)
+    added = line.ensure_demo_bank()
+    if added:
+        print(f"First start: the demo bank now has {added} customers ({config.database}). See README.md.")
+    from .transports.console import ConsoleCall
+
+    print("Console call on the unlock line. Type keys (1, 4567#, *) or phrases; Ctrl-D hangs up.\n")
+    record = ConsoleCall(line, caller_id=args.caller_id, dialed=args.dialed).run()
+    print(f"\nCall record {record['call_id']}: {record['outcome']}. `voicebot calls` lists them.")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, config: Config) -> int:
+    transcript = sys.stderr if args.json else sys.stdout
+    line = _open_line(config, echo=transcript)
+    line.ensure_demo_bank()
+    from .transports.console import ConsoleCall
+
+    record = ConsoleCall(line, caller_id=args.caller_id, dialed=args.dialed, language=args.lang, out=transcript).run()
+    if args.json:
+        print(json.dumps(record, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_bank_seed(args: argparse.Namespace, config: Config) -> int:
+    from .app import DEMO_SEED
+    from .backends.seed import load_seed, seed_bank
+    from .backends.sqlite import SqliteBank, open_database
+
+    path = Path(args.file) if args.file else DEMO_SEED
+    seed = load_seed(path)
+    with open_database(config.database) as db:
+        count = seed_bank(SqliteBank(db, config.codes, config.lockout, config.security), seed)
+    print(f"{count} customers loaded from {path} into {config.database}")
+    return 0
+
+
+def cmd_bank_show(args: argparse.Namespace, config: Config) -> int:
+    from .backends.sqlite import SqliteBank, open_database
+
+    with open_database(config.database) as db:
+        customers = SqliteBank(db, config.codes, config.lockout, config.security).list_customers()
+    if args.json:
+        print(json.dumps(customers, ensure_ascii=False, indent=2))
+        return 0
+    if not customers:
+        print(f"No customers in {config.database}. Load the demo ones: voicebot bank seed")
+        return 0
+    for c in customers:
+        users = ", ".join(f"{ch}: {u['username']}{' (must change)' if u['must_change'] else ''}" for ch, u in c["users"].items())
+        print(f"{c['id']}  {c['name']}  {c['document_type'].upper()} {c['document_number']}  [{c['language']}]")
+        print(f"      e-mail: {c['email'] or '(none)'}  mobile: {c['mobile'] or '(none)'}  phones: {', '.join(c['phones']) or '(none)'}")
+        print(f"      cards: {c['cards']} ({c['cards_locked']} locked)  users: {users or '(none)'}")
+        ops = ", ".join(c["blocked_operations"]) or "(none)"
+        print(f"      signature: {'blocked' if c['signature_blocked'] else 'active'}  blocked operations: {ops}")
+    return 0
+
+
+def cmd_bank_password_changed(args: argparse.Namespace, config: Config) -> int:
+    line = _open_line(config, echo=sys.stdout)
+    customer_id = line.bank.find_customer(args.customer)
+    if customer_id is None:
+        print(f"error: no customer {args.customer!r}", file=sys.stderr)
+        return 1
+    message_id = line.actions.confirm_password_change(customer_id)
+    print(f"Password change confirmed for {customer_id}; SMS {message_id}")
+    return 0
+
+
+def cmd_bank_unlock_card(args: argparse.Namespace, config: Config) -> int:
+    line = _open_line(config)
+    customer_id = line.bank.find_customer(args.customer)
+    if customer_id is None:
+        print(f"error: no customer {args.customer!r}", file=sys.stderr)
+        return 1
+    line.bank.unlock_card(customer_id, args.last4)
+    print(f"Card of {customer_id} unlocked for the phone channel")
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
+    from .backends.sqlite import SqliteOutbox, open_database
+
+    with open_database(config.database) as db:
+        messages = SqliteOutbox(db).list_messages(args.last)
+    if args.json:
+        print(json.dumps(messages, ensure_ascii=False, indent=2))
+        return 0
+    if not messages:
+        print("The outbox is empty.")
+    for m in messages:
+        subject = f" «{m['subject']}»" if m.get("subject") else ""
+        print(f"{m['id']}  {m['created_at']}  {m['channel'].upper()} to {m['recipient']}{subject}  [{m['status']}]")
+        for text_line in m["body"].splitlines():
+            print(f"      {text_line}")
+    return 0
+
+
+def cmd_calls(args: argparse.Namespace, config: Config) -> int:
+    from .backends.sqlite import SqliteCallLog, open_database
+
+    with open_database(config.database) as db:
+        records = SqliteCallLog(db).recent(args.last)
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+        return 0
+    if not records:
+        print("No calls yet.")
+    for r in records:
+        reason = f" ({r['outcome_reason']})" if r.get("outcome_reason") else ""
+        print(f"{r['started_at']}  {r['call_id']}  {r.get('caller_id') or '-'} → {r.get('dialed') or '-'}  "
+              f"[{r.get('language')}] {r['duration_s']}s  {r['outcome']}{reason}")
+        print(f"      path: {' > '.join(r['path'])}")
+        for item in r["inputs"]:
+            print(f"      {item['node']}: {item['mode']} {item['value']}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace, config: Config) -> int:
+    if args.file:
+        config = load_config(args.file)
+    from .app import load_dialog
+
+    menu, interpreter = load_dialog(config)
+    source = args.file or args.config or "built-in defaults"
+    print(f"{source}: OK — menu {config.menu} ({len(menu.nodes)} nodes, entry points "
+          f"{', '.join(sorted(menu.entry_points))}), languages {', '.join(config.languages)}, "
+          f"database {config.database}")
+    return 0
