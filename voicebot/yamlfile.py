@@ -105,7 +105,7 @@ def validation_problems(error: ValidationError, located: Located, prefix: PathKe
     """One ``file:line: path: message`` line per pydantic error."""
     problems = []
     for item in error.errors():
-        loc = prefix + tuple(part for part in item["loc"] if not _is_pydantic_internal(part))
+        loc = prefix + _real_path(located.data, prefix, tuple(item["loc"]))
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (misspelt?)"
@@ -115,6 +115,31 @@ def validation_problems(error: ValidationError, located: Located, prefix: PathKe
     return problems
 
 
-def _is_pydantic_internal(part: Any) -> bool:
-    # Tagged unions add the tag value to the location; keep only real keys and indexes.
-    return isinstance(part, str) and part.startswith("function-")
+def _real_path(data: Any, prefix: PathKey, loc: PathKey) -> PathKey:
+    """``loc`` without what pydantic adds to it (the tag of a tagged union, validator names).
+
+    Walks the data: a middle part that is not a key there is pydantic's, not the file's.
+    """
+    current = data
+    for part in prefix:
+        current = _child(current, part)
+    path: list[str | int] = []
+    for index, part in enumerate(loc):
+        child = _child(current, part)
+        last = index == len(loc) - 1
+        if child is _MISSING and not last:
+            continue
+        path.append(part)
+        current = child
+    return tuple(path)
+
+
+_MISSING = object()
+
+
+def _child(current: Any, part: Any) -> Any:
+    if isinstance(current, dict) and part in current:
+        return current[part]
+    if isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        return current[part]
+    return _MISSING

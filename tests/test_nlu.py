@@ -1,0 +1,99 @@
+"""The rule-based interpreter: spoken numbers, spelled documents, commands, entities."""
+
+from __future__ import annotations
+
+import pytest
+
+from voicebot.config import DEFAULT_NLU_DATA
+from voicebot.documents import Document
+from voicebot.errors import ConfigError
+from voicebot.menu.model import UniversalCommand
+from voicebot.nlu import TextInterpreter
+from voicebot.nlu.rasa_data import load_training_data, parse_example
+
+
+@pytest.fixture(scope="module")
+def nlu() -> TextInterpreter:
+    return TextInterpreter.from_folder(DEFAULT_NLU_DATA, ["es", "en"])
+
+
+@pytest.mark.parametrize("lang,text,digits", [
+    ("es", "cuatro cinco seis siete", "4567"),
+    ("es", "mi pin es uno dos tres cuatro", "1234"),
+    ("es", "cero uno dos tres", "0123"),
+    ("es", "doce millones trescientos cuarenta y cinco mil seiscientos setenta y ocho", "12345678"),
+    ("es", "veinte veintiséis once veintinueve cero cero uno", "20261129001"),
+    ("en", "four five six seven", "4567"),
+    ("en", "oh one two three", "0123"),
+    ("en", "double five one two", "5512"),
+    ("en", "nine zero one two", "9012"),
+])
+def test_spoken_digits(nlu: TextInterpreter, lang: str, text: str, digits: str) -> None:
+    assert nlu.understand(text, lang).digits == digits
+
+
+@pytest.mark.parametrize("lang,text,kind,number", [
+    ("es", "equis uno dos tres cuatro cinco seis siete ele", "nie", "X1234567L"),
+    ("es", "i griega siete seis cinco cuatro tres dos uno", "nie", "Y7654321G"),
+    ("es", "mi DNI es el 12345678 zeta", "dni", "12345678Z"),
+    ("en", "ex one two three four five six seven el", "nie", "X1234567L"),
+    ("en", "zed one two three four five six seven", "nie", "Z1234567R"),
+])
+def test_spelled_documents(nlu: TextInterpreter, lang: str, text: str, kind: str, number: str) -> None:
+    assert Document.parse(kind, nlu.understand(text, lang).spelled).number == number
+
+
+@pytest.mark.parametrize("lang,text,choice", [
+    ("es", "dos", "2"), ("es", "la opción tres", "3"), ("es", "el uno", "1"),
+    ("en", "two", "2"), ("en", "option one", "1"), ("en", "press three please", "3"),
+    ("es", "quiero hablar con un operador", None), ("en", "one two", None),
+])
+def test_spoken_menu_choice(nlu: TextInterpreter, lang: str, text: str, choice: str | None) -> None:
+    assert nlu.understand(text, lang).choice == choice
+
+
+@pytest.mark.parametrize("lang,text,command", [
+    ("es", "repita por favor otra vez", UniversalCommand.REPEAT),
+    ("es", "AYUDA", UniversalCommand.HELP),
+    ("es", "volver atrás", UniversalCommand.BACK),
+    ("es", "quiero hablar con un operador", UniversalCommand.AGENT),
+    ("es", "adiós", UniversalCommand.GOODBYE),
+    ("en", "say that again", UniversalCommand.REPEAT),
+    ("en", "go back", UniversalCommand.BACK),
+    ("en", "can I talk to someone", UniversalCommand.AGENT),
+    ("en", "bye", UniversalCommand.GOODBYE),
+    ("es", "banca electrónica", None),
+])
+def test_universal_commands(nlu: TextInterpreter, lang: str, text: str, command: UniversalCommand | None) -> None:
+    assert nlu.understand(text, lang).command == command
+
+
+def test_one_sentence_entities(nlu: TextInterpreter) -> None:
+    es = nlu.understand("Quiero recuperar mi usuario de Banca Electrónica; tengo DNI.", "es")
+    assert dict(es.entities) == {"flow": "recover_user", "channel": "ebanking", "document_type": "dni"}
+    en = nlu.understand("my signature is blocked and I have an NIE", "en")
+    assert dict(en.entities) == {"flow": "unlock_signature", "document_type": "nie"}
+    assert dict(nlu.understand("necesito la clave de firma SMS", "es").entities) == {"flow": "sms_key"}
+
+
+def test_training_data_is_rasa_format() -> None:
+    for lang in ("es", "en"):
+        data = load_training_data(DEFAULT_NLU_DATA / lang)
+        assert {"repeat", "help", "back", "agent", "goodbye", "request"} <= data.intents()
+        assert all(example.text and "[" not in example.text for example in data.examples)
+        assert "recover_user" in data.synonyms.values()
+
+
+def test_annotation_forms() -> None:
+    example = parse_example("request", 'tengo [DNI]{"entity": "document_type", "value": "dni"} y [banca](channel)',
+                            {"banca": "ebanking"})
+    assert example.text == "tengo DNI y banca"
+    assert [(s.entity, s.value) for s in example.entities] == [("document_type", "dni"), ("channel", "ebanking")]
+    with pytest.raises(ValueError, match="bad entity annotation"):
+        parse_example("x", "[a]{not json}")
+
+
+def test_bad_training_file_names_the_place(tmp_path) -> None:
+    (tmp_path / "nlu.yml").write_text('version: "3.1"\nnlu:\n- intent: agent\n  examples: |\n    - ok\n- intnt: x\n  examples: |\n    - y\n')
+    with pytest.raises(ConfigError, match=r"nlu.yml:6: nlu\[1\]: an item is an `intent`"):
+        load_training_data(tmp_path)
