@@ -90,6 +90,45 @@ SCRIPTS: dict[str, dict[tuple[str, str], list[str]]] = {
         ("en", "phrases"): ["user", "online banking", "DNI", "eight seven six five four three two one",
                             "three three three three", "three three three three"],
     },
+    "cif_passport_sms_key": {
+        ("es", "keys"): ["3", "2", "3"],
+        ("en", "keys"): ["3", "2", "3"],
+        ("es", "phrases"): ["otras gestiones", "clave sms", "pasaporte"],
+        ("en", "phrases"): ["other procedures", "sms key", "passport"],
+    },
+    # C004 calls from its registered landline but has no mobile for the code
+    "contact_missing_mobile": {
+        ("es", "keys"): ["2", "444000444#"],
+        ("en", "keys"): ["2", "444000444#"],
+        ("es", "phrases"): ["operación", "cuatro cuatro cuatro cero cero cero cuatro cuatro cuatro"],
+        ("en", "phrases"): ["operation", "four four four zero zero zero four four four"],
+    },
+    "operation_not_found": {
+        ("es", "keys"): ["2", "1111#", "2222#", "3333#"],
+        ("en", "keys"): ["2", "1111#", "2222#", "3333#"],
+        ("es", "phrases"): ["operación", "uno uno uno uno", "dos dos dos dos", "tres tres tres tres"],
+        ("en", "phrases"): ["operation", "one one one one", "two two two two", "three three three three"],
+    },
+    "verification_failed": {
+        ("es", "keys"): ["3", "1", "1", *["11223344", "4567", "1234"] * 3],
+        ("en", "keys"): ["3", "1", "1", *["11223344", "4567", "1234"] * 3],
+        ("es", "phrases"): ["otras gestiones", "firma", "DNI",
+                            *["uno uno dos dos tres tres cuatro cuatro", "cuatro cinco seis siete", "uno dos tres cuatro"] * 3],
+        ("en", "phrases"): ["other procedures", "signature", "DNI",
+                            *["one one two two three three four four", "four five six seven", "one two three four"] * 3],
+    },
+    "no_input": {
+        ("es", "keys"): ["", "", ""],
+        ("en", "keys"): ["", "", ""],
+        ("es", "phrases"): ["", "", ""],
+        ("en", "phrases"): ["", "", ""],
+    },
+    "no_match": {
+        ("es", "keys"): ["7", "8", "9"],
+        ("en", "keys"): ["7", "8", "9"],
+        ("es", "phrases"): ["una pizza", "el tiempo", "nada"],
+        ("en", "phrases"): ["a pizza", "the weather", "nothing"],
+    },
     "caller_not_registered": {
         ("es", "keys"): ["2"],
         ("en", "keys"): ["2"],
@@ -114,9 +153,15 @@ EXPECTED = {
     "cif_passport_signature": ("transferred", "document_type_not_supported"),
     "contact_missing_email": ("transferred", "contact_missing"),
     "caller_not_registered": ("transferred", "caller_not_registered"),
+    "cif_passport_sms_key": ("transferred", "document_type_not_supported"),
+    "contact_missing_mobile": ("transferred", "contact_missing"),
+    "operation_not_found": ("transferred", "operation_not_found"),
+    "verification_failed": ("transferred", "verification_failed"),
+    "no_input": ("transferred", "no_input"),
+    "no_match": ("transferred", "no_match"),
     "agent_request": ("transferred", "caller_request"),
 }
-CALLER_IDS = {"caller_not_registered": "+34699999999"}
+CALLER_IDS = {"caller_not_registered": "+34699999999", "contact_missing_mobile": "+34950000004"}
 CASES = [(flow, lang, mode) for flow in SCRIPTS for lang in ("es", "en") for mode in ("keys", "phrases")]
 
 
@@ -127,8 +172,31 @@ def test_every_leaf(caller: Caller, flow: str, lang: str, mode: str) -> None:
     assert (result.outcome, result.reason) == EXPECTED[flow], result.transcript
     assert result.record["language"] == lang
     inputs = result.record["inputs"]
-    modes = {item["mode"] for item in inputs}
+    modes = {item["mode"] for item in inputs} - {"timeout"}
     assert modes == ({"key"} if mode == "keys" else {"speech"}), inputs
+
+
+SUPPORT_SCRIPTS = {
+    # (language, mode) -> script on the support line, and the outcome
+    ("es", "keys"): (["4", "2", "20261129001#"], "operation_code_sent"),
+    ("en", "keys"): (["9", "4", "2", "20261129001#"], "operation_code_sent"),
+    ("es", "phrases"): (["desbloqueo de claves", "operación", "dos cero dos seis uno uno dos nueve cero cero uno"],
+                        "operation_code_sent"),
+    ("en", "phrases"): (["unlock my credentials", "operation", "two zero two six one one two nine zero zero one"],
+                        "operation_code_sent"),
+}
+
+
+@pytest.mark.parametrize("lang,mode", list(SUPPORT_SCRIPTS), ids=["-".join(k) for k in SUPPORT_SCRIPTS])
+def test_support_line_leaves(caller: Caller, lang: str, mode: str) -> None:
+    script, outcome = SUPPORT_SCRIPTS[(lang, mode)]
+    result = caller.call(script, dialed=SUPPORT_LINE)
+    assert result.outcome == outcome, result.transcript
+    assert result.record["language"] == lang
+    other = caller.call(["9" if lang == "en" else "8", "1"] if mode == "keys" else
+                        ["other enquiries" if lang == "en" else "otras consultas"], dialed=SUPPORT_LINE)
+    assert (other.outcome, other.reason) == ("transferred", "support_other")
+    assert other.record["language"] == lang
 
 
 def test_recovered_credentials_reach_email_and_sms(caller: Caller) -> None:
