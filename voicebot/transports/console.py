@@ -120,6 +120,8 @@ class ConsoleCall:
     def _read_caller(self) -> list[Event]:
         line = self._read_line()
         if line is None:
+            if self.interactive:
+                self.out.write("\n")  # Ctrl-D leaves the cursor after the input prompt
             self._say("call", "caller hung up")
             return [CallerHungUp()]
         text = line.strip()
