@@ -105,7 +105,8 @@ class EngineSettings:
     default_language: str = "es"
     agent_phone: str = "950210191"
     counter_limits: Mapping[str, int] = field(default_factory=dict)
-    entry_points: Mapping[str, str] = field(default_factory=dict)  # dialled number -> entry point
+    # dialled number -> entry point; by default the numbers of the leaflet, as in Config
+    entry_points: Mapping[str, str] = field(default_factory=lambda: dict(Config().dialed_numbers))
     default_entry_point: str = "unlock_line"
 
     @classmethod
@@ -172,6 +173,7 @@ class DialogEngine:
         self._history: list[str] = []  # input nodes visited, for "back"
         self._entry: list[str] = []  # keys of the digit entry in progress
         self._entry_keyed = False
+        self._absorb_pound = False  # an entry just ended at its maximum length
         self._kept_keys: deque[Key] = deque()  # type-ahead kept while no input node listens
         self._play_id = 0
         self._playing: int | None = None
@@ -258,7 +260,8 @@ class DialogEngine:
         node = self.menu.nodes[start]
         if isinstance(node, MenuNode) and node.any_language:
             for option in node.options:
-                if option.set.get("language") == language and isinstance(option.next, str):
+                # Only a real language question is skipped, not a menu that merely offers a switch.
+                if option.set.get("language") == language and isinstance(option.next, str) and option.next != start:
                     self.record.path.append(start)
                     return option.next
         return start
@@ -378,6 +381,11 @@ class DialogEngine:
         return []
 
     def _on_key(self, key: Key) -> list[Command]:
+        if self._absorb_pound:
+            # Callers end every entry with '#', even one that was already complete.
+            self._absorb_pound = False
+            if key == Key.POUND:
+                return []
         if self.phase in (Phase.ACTION, Phase.MESSAGE):
             node = self.menu.nodes[self.node_name]
             if self.phase is Phase.MESSAGE and isinstance(node, MessageNode) and self._playing is not None:
@@ -388,7 +396,8 @@ class DialogEngine:
                 then, self._after_message = self._after_message, None
                 return commands + (then() if then else [])
             if self.phase is Phase.MESSAGE and isinstance(node, EndNode) and node.repeatable and key == Key.STAR:
-                return self._replay_end(node)
+                self._playing = None
+                return [StopPrompt(), *self._replay_end(node)]
             self._kept_keys.append(key)
             return []
         if self.phase is Phase.AFTER_END:
@@ -617,10 +626,14 @@ class DialogEngine:
             self._record_input("key", self._masked(node, entry) + "#")
             return commands + self._failure("no_match")
         if not key.value.isdigit():
-            return commands  # A-D keys exist on few phones and mean nothing here
+            # A-D keys exist on few phones and mean nothing here; the entry stays timed.
+            if self._entry:
+                return commands + [self._start_timer(TimerKind.INTER_DIGIT, self.settings.inter_digit_timeout)]
+            return commands + [self._start_timer(TimerKind.NO_INPUT, self._first_input_timeout())]
         self._entry.append(key.value)
         self._entry_keyed = True
         if len(self._entry) >= node.max:
+            self._absorb_pound = True
             return commands + self._finish_entry(node, "".join(self._entry), "key")
         return commands + [self._start_timer(TimerKind.INTER_DIGIT, self.settings.inter_digit_timeout)]
 
