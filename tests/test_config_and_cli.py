@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.config import Config, load_config
+from voicebot.config import load_config
 from voicebot.errors import ConfigError
 
 

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     unlock.add_argument("customer", help="customer id or document number")
     unlock.add_argument("last4", help="the card's last 4 digits")
     unlock.set_defaults(handler=cmd_bank_unlock_card)
-    bank.set_defaults(handler=lambda args, config: bank.print_help() or 2)
+    bank.set_defaults(handler=lambda _args, _config, parser=bank: _usage(parser))
 
     outbox = sub.add_parser("outbox", help="SMS and e-mails sent (secrets masked)")
     outbox.add_argument("--last", type=int, default=20, metavar="N")
@@ -95,12 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate a configuration file, the menu and the NLU data")
     check.add_argument("file", nargs="?", help="configuration file (default: --config or defaults)")
     check.set_defaults(handler=cmd_config_check)
-    config.set_defaults(handler=lambda args, config: config_parser_help(config_sub))
+    config.set_defaults(handler=lambda _args, _config, parser=config: _usage(parser))
     return parser
 
 
-def config_parser_help(sub: Any) -> int:
-    print("usage: voicebot config check [FILE]", file=sys.stderr)
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
     return 2
 
 
@@ -172,12 +172,16 @@ def cmd_bank_show(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _find_customer(line: Any, customer: str) -> str:
+    customer_id = line.bank.find_customer(customer)
+    if customer_id is None:
+        raise BackendError(f"no customer {customer!r} (give an id such as C001 or a document number)")
+    return customer_id
+
+
 def cmd_bank_password_changed(args: argparse.Namespace, config: Config) -> int:
     line = _open_line(config, echo=sys.stdout)
-    customer_id = line.bank.find_customer(args.customer)
-    if customer_id is None:
-        print(f"error: no customer {args.customer!r}", file=sys.stderr)
-        return 1
+    customer_id = _find_customer(line, args.customer)
     message_id = line.actions.confirm_password_change(customer_id)
     print(f"Password change confirmed for {customer_id}; SMS {message_id}")
     return 0
@@ -185,10 +189,7 @@ def cmd_bank_password_changed(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_bank_unlock_card(args: argparse.Namespace, config: Config) -> int:
     line = _open_line(config)
-    customer_id = line.bank.find_customer(args.customer)
-    if customer_id is None:
-        print(f"error: no customer {args.customer!r}", file=sys.stderr)
-        return 1
+    customer_id = _find_customer(line, args.customer)
     line.bank.unlock_card(customer_id, args.last4)
     print(f"Card of {customer_id} unlocked for the phone channel")
     return 0

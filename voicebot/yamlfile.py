@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError
 
 PathKey = tuple[str | int, ...]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass
@@ -143,3 +144,16 @@ def _child(current: Any, part: Any) -> Any:
     if isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
         return current[part]
     return _MISSING
+
+
+def validate(located: Located, model: type[ModelT], expected: str) -> ModelT:
+    """``model`` built from a mapping file; ``ConfigError`` with every problem located.
+
+    ``expected`` says what the top level should be, for a file that is not a mapping at all.
+    """
+    if not isinstance(located.data, dict):
+        raise ConfigError(f"{located.source}: {expected}")
+    try:
+        return model.model_validate(located.data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, located)) from None

@@ -18,7 +18,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -187,12 +186,7 @@ class BankSeed(_SeedModel):
 def load_seed(path: str | Path) -> BankSeed:
     """Read and check a seed file; ``ConfigError`` lists every problem with its line."""
     located = yamlfile.load(path)
-    if not isinstance(located.data, dict):
-        raise ConfigError(f"{located.source}: a seed is a mapping with a 'customers' list")
-    try:
-        seed = BankSeed.model_validate(located.data)
-    except ValidationError as exc:
-        raise ConfigError(yamlfile.validation_problems(exc, located)) from None
+    seed = yamlfile.validate(located, BankSeed, "a seed is a mapping with a 'customers' list")
     problems = _cross_check(seed, located)
     if problems:
         raise ConfigError(problems)

@@ -743,10 +743,12 @@ class DialogEngine:
         return self._cancel_timer() + [StopListening(), Transfer(reason=reason, context=context)]
 
     def _hang_up(self) -> list[Command]:
-        if self.record.outcome is None:
-            self._set_outcome(Outcome.FAILED, "ended without outcome")
+        outcome = self.record.outcome
+        if outcome is None:
+            outcome = Outcome.FAILED
+            self._set_outcome(outcome, "ended without outcome")
         self.phase = Phase.ENDED
-        return self._cancel_timer() + [StopListening(), HangUp(self.record.outcome, self.record.outcome_reason)]
+        return self._cancel_timer() + [StopListening(), HangUp(outcome, self.record.outcome_reason)]
 
     def _replay_end(self, node: EndNode) -> list[Command]:
         self._record_input("repeat", "*")
@@ -807,8 +809,8 @@ class DialogEngine:
 
     def _first_input_timeout(self) -> float:
         node = self.menu.nodes[self.node_name]
-        if getattr(node, "timeout", None):
-            return float(node.timeout)  # type: ignore[union-attr]
+        if isinstance(node, (MenuNode, DigitsNode)) and node.timeout:
+            return node.timeout
         if isinstance(node, DigitsNode) and node.max > 4:
             return self.settings.long_entry_first_input
         return self.settings.first_input_timeout

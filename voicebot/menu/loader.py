@@ -6,8 +6,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from string import Formatter
 
-from pydantic import ValidationError
-
 from .. import yamlfile
 from ..errors import ConfigError
 from .model import (
@@ -29,12 +27,7 @@ def load_menu(path: str | Path, known_actions: Iterable[str] | None = None) -> M
 
 
 def parse_menu(located: yamlfile.Located, known_actions: Iterable[str] | None = None) -> Menu:
-    if not isinstance(located.data, dict):
-        raise ConfigError(f"{located.source}: the menu must be a mapping with `nodes`")
-    try:
-        menu = Menu.model_validate(located.data)
-    except ValidationError as exc:
-        raise ConfigError(yamlfile.validation_problems(exc, located)) from None
+    menu = yamlfile.validate(located, Menu, "the menu must be a mapping with `nodes`")
     problems = [f"{located.where(path)}: {message}" for path, message in _check(menu, known_actions)]
     if problems:
         raise ConfigError(problems)
@@ -102,9 +95,9 @@ def _check_texts(menu: Menu, langs: list[str]) -> Iterator[tuple[PathKey, str]]:
         required = not isinstance(node, ActionNode)
         yield from missing(node.prompt, base + ("prompt",), required)
         for field in ("reprompt", "help", "invalid"):
-            texts = getattr(node, field, None)
-            if texts is not None:
-                yield from missing(texts, base + (field,), False)
+            optional = getattr(node, field, None)
+            if optional is not None:
+                yield from missing(optional, base + (field,), False)
         if isinstance(node, MenuNode):
             for index, option in enumerate(node.options):
                 yield from missing(option.say, base + ("options", index, "say"), False)

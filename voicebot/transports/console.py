@@ -28,6 +28,7 @@ from ..dialog import (
     DigitPressed,
     Event,
     HangUp,
+    Key,
     Listen,
     PlayPrompt,
     PromptFinished,
@@ -132,7 +133,7 @@ class ConsoleCall:
         if text == "/hangup":
             return [CallerHungUp()]
         if KEYS_ONLY.match(text):
-            return [DigitPressed(ch) for ch in text if not ch.isspace()]
+            return [DigitPressed(Key(ch)) for ch in text if not ch.isspace()]
         return [SpeechRecognized(text, 1.0)]
 
     def _read_line(self) -> str | None:
