@@ -45,7 +45,7 @@ from voicebot.dialog import (
 from voicebot.errors import EngineError
 from voicebot.masking import MASK, Secret
 from voicebot.menu import load_menu
-from voicebot.menu.model import Menu, Outcome
+from voicebot.menu.model import Menu, Outcome, Route
 from voicebot.nlu import TextInterpreter
 
 UNLOCK_LINE = "950183313"
@@ -817,3 +817,30 @@ def test_the_mismatch_limit_comes_from_the_settings(make_call: Callable[..., Cal
     call = make_call(EngineSettings(counter_limits={"verification_failures": 2}))
     assert _mismatches(call, 2) == [es.node("verification_failed")]
     assert call.prompt_ends() == [StopListening(), Transfer("verification_failed", ANY)]
+
+
+# ---------------------------------------------------------------------- gaps and endings
+
+
+def test_a_gap_in_the_menus_routes_goes_to_an_agent(make_call: Callable[..., Call], menu: Menu) -> None:
+    """A route list that does not cover the call's slots is the menu's fault: a person takes over."""
+    nodes = dict(menu.nodes)
+    card = nodes["dni_number"]
+    nodes["dni_number"] = card.model_copy(update={"next": [Route(when={"flow": "sms_key"}, go="sms_operation_reference")]})
+    call = make_call(menu_=menu.model_copy(update={"nodes": nodes}))
+    call.start(language="es")
+    call.keys("1")
+    call.keys("1")
+    call.keys("1")
+    commands = call.keys("12345678")
+    assert isinstance(commands[-1], PlayPrompt) and commands[-1].prompt_id == "texts.agent"
+    call.prompt_ends()
+    assert call.engine.record.outcome_reason == "menu_error"
+    assert call.engine.record.actions[-1]["detail"] == "no route from dni_number"
+
+
+def test_the_sms_key_is_forgotten_when_the_call_ends(call: Call) -> None:
+    call.start(language="es")
+    call.engine.slots["sms_key"] = Secret("123456")
+    call.hangs_up()
+    assert not any(isinstance(value, Secret) for value in call.engine.slots.values())

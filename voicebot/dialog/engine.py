@@ -291,7 +291,7 @@ class DialogEngine:
                 limit = self.settings.counter_limits.get(node.counter, self.menu.counters.get(node.counter, 3))
                 if count >= limit and node.exceeded:
                     return self._enter(node.exceeded)
-            return self._message(node, lambda: self._enter(self._route(node.next)))
+            return self._message(node, lambda: self._go(node.next))
         if isinstance(node, TransferNode):
             return self._message(node, lambda: self._transfer(node.reason))
         if isinstance(node, EndNode):
@@ -474,7 +474,7 @@ class DialogEngine:
         for name, value in event.data.items():
             self.slots[name] = value
         self.slots.update(route.set)
-        return self._enter(self._route(route.next))
+        return self._go(route.next)
 
     def _on_transfer_failed(self, event: TransferFailed) -> list[Command]:
         if self.phase is not Phase.TRANSFER:
@@ -490,6 +490,7 @@ class DialogEngine:
             return []
         if self.record.outcome is None:
             self._set_outcome(Outcome.CALLER_HUNG_UP)
+        self._forget_secrets()
         self.phase = Phase.ENDED
         return self._cancel_timer()
 
@@ -558,7 +559,7 @@ class DialogEngine:
                 del self._pending[name]
             if name == "language":
                 self._set_language(value)
-        return self._enter(self._route(option.next))
+        return self._go(option.next)
 
     def _stash(self, understanding: Understanding) -> None:
         for name, value in understanding.entities.items():
@@ -668,7 +669,7 @@ class DialogEngine:
                 return self._start_input(node)
             return self._failure("invalid", invalid_texts=node.invalid)
         self.slots[node.slot] = Secret(value) if node.mask is Mask.FULL else stored
-        return self._enter(self._route(node.next))
+        return self._go(node.next)
 
     def _masked(self, node: DigitsNode, value: str) -> str:
         if node.mask is Mask.FULL:
@@ -727,6 +728,7 @@ class DialogEngine:
         return self._cancel_timer() + [self._play("texts.agent", segments, False)]
 
     def _transfer(self, reason: str) -> list[Command]:
+        self._forget_secrets()
         self._set_outcome(Outcome.TRANSFERRED, reason)
         context = {
             "reason": reason,
@@ -742,7 +744,12 @@ class DialogEngine:
         self.phase = Phase.TRANSFER
         return self._cancel_timer() + [StopListening(), Transfer(reason=reason, context=context)]
 
+    def _forget_secrets(self) -> None:
+        for name in [name for name, value in self.slots.items() if isinstance(value, Secret)]:
+            del self.slots[name]
+
     def _hang_up(self) -> list[Command]:
+        self._forget_secrets()
         outcome = self.record.outcome
         if outcome is None:
             outcome = Outcome.FAILED
@@ -756,13 +763,16 @@ class DialogEngine:
 
     # ------------------------------------------------------------------ helpers
 
-    def _route(self, next: Next) -> str:
+    def _go(self, next: Next) -> list[Command]:
+        """Enter the node ``next`` names, or the first route whose slots match."""
         if isinstance(next, str):
-            return next
+            return self._enter(next)
         for route in next:
             if all(self._slot_text(name) == value for name, value in route.when.items()):
-                return route.go
-        raise EngineError(f"no route from {self.node_name!r} matches the call's slots")
+                return self._enter(route.go)
+        # The menu has a gap for this combination of slots: a person must take over.
+        self.record.actions.append({"action": "route", "result": "error", "detail": f"no route from {self.node_name}"})
+        return self._agent("menu_error")
 
     def _slot_text(self, name: str) -> str | None:
         value = self.slots.get(name)

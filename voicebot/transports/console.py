@@ -12,6 +12,7 @@ exactly, whatever the machine's speed.
 
 from __future__ import annotations
 
+import logging
 import re
 import select
 import sys
@@ -20,6 +21,7 @@ from collections import deque
 from typing import Any, TextIO
 
 from ..app import CallMeta, Line
+from ..errors import EngineError
 from ..dialog import (
     ActionCompleted,
     CallerHungUp,
@@ -40,6 +42,7 @@ from ..dialog import (
     TransferFailed,
 )
 
+log = logging.getLogger(__name__)
 KEYS_ONLY = re.compile(r"^[0-9*#A-D\s]+$")
 
 
@@ -83,6 +86,10 @@ class ConsoleCall:
         except KeyboardInterrupt:
             self.engine.feed(CallerHungUp())
             self._say("call", "caller hung up")
+        except EngineError:
+            # A bug, not the caller's doing: say so, keep the record, never leave them in silence.
+            log.exception("call %s: dialog engine failed", self.meta.call_id)
+            self._say("call", "internal error: the call cannot go on (it is in the call log)")
         return self.line.finish_call(self.engine, self.meta)
 
     # ---------------------------------------------------------------- commands
