@@ -36,7 +36,8 @@ from .tones import FREQUENCIES, KEY_AT, power_to_dbm0, dbm0_to_amplitude
 NATIVE_RATES = (8000, 16000)
 SUB_BLOCK_SECONDS = 0.005
 WINDOW_SUB_BLOCKS = 4  # 20 ms
-HISTORY_SUB_BLOCKS = 16  # Z values kept for re-measuring a press's first sub-blocks
+PASS_SUB_BLOCKS = 1000  # 5 s: how much of a long chunk is analysed at once
+HISTORY_SUB_BLOCKS = 4  # sub-blocks kept from one feed to the next: a window and a ragged edge
 
 
 @dataclass(frozen=True)
@@ -97,21 +98,29 @@ class _Press:
     last_hit: int
     first_sub: int  # the sub-block amps[0] belongs to
     amps: list[tuple[float, float]]  # each sub-block's low and high tone amplitude (full scale = 1)
-    powers_low: list[float] = field(default_factory=list)
-    powers_high: list[float] = field(default_factory=list)
+    power_low: float = 0.0  # sums over the press's windows, for its mean level
+    power_high: float = 0.0
+    windows: int = 0
+    gap: float = 0.0  # sub-blocks' worth of missing tone since the last window that had the key
+    refs: tuple[float, float] = (1.0, 1.0)
 
     @property
     def key(self) -> str:
         return KEY_AT[(self.row, self.col)]
 
-    def references(self) -> tuple[float, float]:
-        """The press's own amplitudes: the median of its windows, robust to the edge ones."""
-        return math.sqrt(2 * float(np.median(self.powers_low))), math.sqrt(2 * float(np.median(self.powers_high)))
+    def add_window(self, j: int, p_low: float, p_high: float) -> None:
+        self.last_hit = j
+        self.windows += 1
+        self.power_low += p_low
+        self.power_high += p_high
+        # The press's own amplitudes: what each sub-block is measured against.
+        self.refs = (math.sqrt(2 * self.power_low / self.windows), math.sqrt(2 * self.power_high / self.windows))
+        self.gap = 0.0
 
-    def coverage(self, k: int, refs: tuple[float, float]) -> float:
+    def coverage(self, k: int) -> float:
         """Share of sub-block ``k`` the press's two tones fill, from their amplitudes there."""
         low, high = self.amps[k - self.first_sub]
-        return min(1.0, (low / refs[0] + high / refs[1]) / 2)
+        return min(1.0, (low / self.refs[0] + high / self.refs[1]) / 2)
 
 
 class _Core:
@@ -126,31 +135,37 @@ class _Core:
         self.sub = int(round(sample_rate * SUB_BLOCK_SECONDS))
         n = np.arange(self.sub)
         freqs = np.array(FREQUENCIES, dtype=np.float64)
-        angle = 2 * np.pi * np.outer(n, freqs) / sample_rate
-        # Columns: cos for the eight frequencies, then -sin: a real matrix product gives Re, Im.
-        self.basis = np.hstack([np.cos(angle), -np.sin(angle)])
-        # Phase of each sub-block's first sample, so sums of sub-blocks stay coherent. The
-        # keypad frequencies are whole hertz, so the phase repeats after `period` sub-blocks.
-        self.period = _phase_period(self.sub, sample_rate)
-        j = np.arange(self.period)[:, None]
-        turns = (j * self.sub * np.array(FREQUENCIES, dtype=np.int64)[None, :]) % sample_rate
-        self.phase = np.exp(-2j * np.pi * turns / sample_rate)
+        # One matrix product gives each sub-block's DFT at the eight frequencies as it counts
+        # at each of the four places of a window (phase measured from the window's start), so
+        # a window's DFT is a sum of four of them: no phase bookkeeping across chunks.
+        # Columns: for place k, cos and -sin interleaved per frequency (a free complex view).
+        self.basis = np.empty((self.sub, WINDOW_SUB_BLOCKS * 16))
+        for k in range(WINDOW_SUB_BLOCKS):
+            angle = 2 * np.pi * np.outer(n + k * self.sub, freqs) / sample_rate
+            self.basis[:, k * 16:(k + 1) * 16:2] = np.cos(angle)
+            self.basis[:, k * 16 + 1:(k + 1) * 16:2] = -np.sin(angle)
         self.window_len = WINDOW_SUB_BLOCKS * self.sub
         self.half_len = self.window_len // 2
         # For the strict check: Hann-windowed DFTs of the window's two halves, whose low
         # side lobes keep the other group's tone out of each tone's phase.
         m = np.arange(self.half_len)
         hann = 0.5 - 0.5 * np.cos(2 * np.pi * (m + 0.5) / self.half_len)
-        self.half_basis = hann[:, None] * np.exp(-2j * np.pi * np.outer(m, freqs) / sample_rate)
+        half_angle = 2 * np.pi * np.outer(m, freqs) / sample_rate
+        self.half_basis = np.empty((self.half_len, 16))
+        self.half_basis[:, 0::2] = hann[:, None] * np.cos(half_angle)
+        self.half_basis[:, 1::2] = -hann[:, None] * np.sin(half_angle)
         self.half_turn = np.exp(-2j * np.pi * freqs * self.half_len / sample_rate)
         self.amp_scale = 2.0 / self.sub
         self.min_power = dbm0_to_amplitude(settings.min_level_dbm0) ** 2 / 2
+        # A window with a key holds at least 2 * min_power in its four sub-blocks, so one of
+        # them holds half that; a chunk whose sub-blocks all hold less (with a 6 dB margin)
+        # cannot start a key: silence and line noise cost one energy sum.
+        self.quiet_energy = 0.25 * self.min_power * self.sub
         self.tolerance = settings.frequency_tolerance * freqs + settings.frequency_tolerance_hz
-        # Per stream: leftover samples, Z and energy history, press state.
+        # Per stream: the last HISTORY_SUB_BLOCKS sub-blocks of samples, their energies, the press.
         self.leftover = np.zeros((streams, 0))
-        self.z_hist = np.zeros((streams, HISTORY_SUB_BLOCKS, 8), dtype=np.complex128)
-        self.e_hist = np.zeros((streams, HISTORY_SUB_BLOCKS))
-        self.s_hist = np.zeros((streams, self.window_len))  # the last window's samples
+        self.history = np.zeros((streams, HISTORY_SUB_BLOCKS * self.sub))
+        self.loud_until = -1  # last sub-block whose energy could belong to a key, any stream
         self.count = 0  # sub-blocks seen (the same for every stream)
         self.presses: list[_Press | None] = [None] * streams
         # Sub-block ranges where a dual tone was heard, for muting (only when asked for).
@@ -161,66 +176,106 @@ class _Core:
 
     def feed(self, samples: np.ndarray) -> list[list[KeyTone]]:
         """``samples``: float64 array (streams, n). Returns the presses that ended, per stream."""
+        step = PASS_SUB_BLOCKS * self.sub
+        if samples.shape[1] <= step:
+            return self._feed(samples)
+        # A long recording goes through in passes that fit the CPU's caches; results do not
+        # depend on where a chunk ends, so this changes nothing but the speed.
+        found: list[list[KeyTone]] = [[] for _ in range(self.streams)]
+        for start in range(0, samples.shape[1], step):
+            for stream, tones in enumerate(self._feed(samples[:, start:start + step])):
+                found[stream] += tones
+        return found
+
+    def _feed(self, samples: np.ndarray) -> list[list[KeyTone]]:
         if self.leftover.shape[1]:
             samples = np.concatenate([self.leftover, samples], axis=1)
         usable = samples.shape[1] // self.sub * self.sub
-        self.leftover = samples[:, usable:]
         found: list[list[KeyTone]] = [[] for _ in range(self.streams)]
         if not usable:
+            self.leftover = samples
             return found
-        s_all = np.concatenate([self.s_hist, samples[:, :usable]], axis=1)
-        blocks = samples[:, :usable].reshape(self.streams, -1, self.sub)
-        count = blocks.shape[1]
-        local = blocks @ self.basis  # (streams, count, 16)
-        index = (self.count + np.arange(count)) % self.period
-        z = (local[..., :8] + 1j * local[..., 8:]) * self.phase[index]
-        energy = np.einsum("sbn,sbn->sb", blocks, blocks)
+        self.leftover = samples[:, usable:]
+        fresh = samples[:, :usable]
+        count = usable // self.sub
+        quiet = self.loud_until < self.count - WINDOW_SUB_BLOCKS + 1 and not any(self.presses)
+        if quiet and float(np.vdot(fresh, fresh)) < self.quiet_energy:
+            # Silence or line noise, and the last loud sub-block is out of every window this
+            # chunk ends: no key can be here. One dot product is all it costs.
+            self._remember(fresh, count)
+            return found
         h = HISTORY_SUB_BLOCKS
-        z_all = np.concatenate([self.z_hist, z], axis=1)
-        e_all = np.concatenate([self.e_hist, energy], axis=1)
+        s_all = np.concatenate([self.history, fresh], axis=1)
+        all_blocks = s_all.reshape(self.streams, h + count, self.sub)
+        e_all = np.einsum("sbn,sbn->sb", all_blocks, all_blocks)
+        loud = np.flatnonzero((e_all[:, h:] > self.quiet_energy).any(axis=0))
+        if loud.size:
+            self.loud_until = self.count + int(loud[-1])
+        # (streams, h + count, place, frequency): each sub-block's DFT at each window place.
+        z_all = (all_blocks @ self.basis).view(np.complex128).reshape(self.streams, h + count, WINDOW_SUB_BLOCKS, 8)
         # Windows ending at each new sub-block: four sub-blocks summed in a fixed order, so
         # the result does not depend on how the audio was chunked.
-        w1 = z_all[:, h - 3:h - 3 + count] + z_all[:, h - 2:h - 2 + count]
-        w2 = z_all[:, h - 1:h - 1 + count] + z_all[:, h:h + count]
+        window = (z_all[:, h - 3:h - 3 + count, 0] + z_all[:, h - 2:h - 2 + count, 1]) + \
+                 (z_all[:, h - 1:h - 1 + count, 2] + z_all[:, h:h + count, 3])
         total = (e_all[:, h - 3:h - 3 + count] + e_all[:, h - 2:h - 2 + count]
                  + e_all[:, h - 1:h - 1 + count] + e_all[:, h:h + count]) / self.window_len
-        window = w1 + w2
-        power = 2 * (window.real ** 2 + window.imag ** 2) / self.window_len ** 2
-        candidates = self._screen(power, total)
-        busy = candidates.any(axis=1)
+        parts = window.view(np.float64)
+        power = parts[..., 0::2] ** 2 + parts[..., 1::2] ** 2  # |window|^2, without a reduction
+        power *= 2 / self.window_len ** 2
+        streams, offsets = np.nonzero(self._screen(power, total))
+        hits: list[dict[int, tuple[int, int, float, float]]] = [{} for _ in range(self.streams)]
+        if offsets.size:
+            # The strict check of every stream's candidate windows in one go.
+            good, rows, cols, p_lows, p_highs = self._check(streams, offsets, power, total, z_all, s_all)
+            for stream, offset, row, col, p_low, p_high in zip(
+                    streams[good].tolist(), offsets[good].tolist(), rows[good].tolist(), cols[good].tolist(),
+                    p_lows[good].tolist(), p_highs[good].tolist()):
+                hits[stream][offset] = (row, col, p_low, p_high)
         for stream in range(self.streams):
-            if busy[stream] or self.presses[stream] is not None:
-                found[stream] = self._follow(stream, candidates[stream], power[stream], total[stream],
-                                             z_all[stream], s_all[stream])
-        self.s_hist = s_all[:, -self.window_len:]
-        self.z_hist = z_all[:, -h:]
-        self.e_hist = e_all[:, -h:]
-        self.count += count
+            if hits[stream] or self.presses[stream] is not None:
+                found[stream] = self._follow(stream, hits[stream], count, z_all[stream])
+        self._remember(fresh, count)
         return found
+
+    def _remember(self, fresh: np.ndarray, count: int) -> None:
+        keep = self.history.shape[1]
+        if fresh.shape[1] >= keep:
+            self.history = fresh[:, -keep:].copy()  # a copy: the caller may reuse its buffer
+        else:
+            self.history = np.concatenate([self.history[:, fresh.shape[1]:], fresh], axis=1)
+        self.count += count
 
     def _screen(self, power: np.ndarray, total: np.ndarray) -> np.ndarray:
         """Windows worth the strict check: loose versions of level and purity."""
-        low = power[..., :4].max(axis=-1)
-        high = power[..., 4:].max(axis=-1)
+        # Pairwise maxima: faster than a reduction over an axis of four.
+        low = np.maximum(np.maximum(power[..., 0], power[..., 1]), np.maximum(power[..., 2], power[..., 3]))
+        high = np.maximum(np.maximum(power[..., 4], power[..., 5]), np.maximum(power[..., 6], power[..., 7]))
         loose = self.min_power * 0.25  # room for an offset's loss, which the strict check undoes
-        return (low > loose) & (high > loose) & (low + high > 0.4 * total)
+        return (np.minimum(low, high) > loose) & (low + high > 0.4 * total)
 
     # -------------------------------------------------------------- one stream
 
-    def _follow(self, stream: int, candidates: np.ndarray, power: np.ndarray, total: np.ndarray,
-                z_all: np.ndarray, s_all: np.ndarray) -> list[KeyTone]:
+    def _follow(self, stream: int, hit_at: dict[int, tuple[int, int, float, float]], count: int,
+                z_all: np.ndarray) -> list[KeyTone]:
+        """Run the stream's presses through the new windows, visiting only those that matter."""
         found: list[KeyTone] = []
-        base = self.count - HISTORY_SUB_BLOCKS  # sub-block number of z_all[0]
-        for offset in range(candidates.shape[0]):
-            j = self.count + offset  # the window ending at sub-block j
+        h = HISTORY_SUB_BLOCKS
+        hits = sorted(hit_at)
+        next_hit = 0
+        offset = 0
+        while offset < count:
             press = self.presses[stream]
+            if press is None:
+                # Between presses only a window with a key can start one: skip to the next.
+                while next_hit < len(hits) and hits[next_hit] < offset:
+                    next_hit += 1
+                if next_hit == len(hits):
+                    break
+                offset = hits[next_hit]
+            j = self.count + offset  # the window ending at sub-block j
             if press is not None:
-                press.amps.append(self._amps(z_all[j - base], press.row, press.col))
-            hit = None
-            if candidates[offset]:
-                hit = self._check(power[offset], total[offset],
-                                  s_all[(offset + 1) * self.sub:(offset + 1) * self.sub + self.window_len],
-                                  z_all[j - base - WINDOW_SUB_BLOCKS + 1:j - base + 1])
+                press.amps.append(self._amps(z_all[h + offset, 0], press.row, press.col))
+            hit = hit_at.get(offset)
             if hit is not None:
                 row, col, p_low, p_high = hit
                 if self.record_tones:
@@ -230,68 +285,74 @@ class _Core:
                     press = None
                 if press is None:
                     first = j - WINDOW_SUB_BLOCKS  # one sub-block before the window, for a ragged edge
-                    amps = [self._amps(z_all[k - base], row, col) for k in range(first, j + 1)]
+                    amps = [self._amps(z_all[h + offset - WINDOW_SUB_BLOCKS + i, 0], row, col)
+                            for i in range(WINDOW_SUB_BLOCKS + 1)]
                     press = _Press(row, col, j, first, amps)
                     self.presses[stream] = press
-                press.last_hit = j
-                press.powers_low.append(p_low)
-                press.powers_high.append(p_high)
+                press.add_window(j, p_low, p_high)
             elif press is not None:
-                refs = press.references()
-                gap = sum(1.0 - press.coverage(k, refs) for k in range(press.last_hit + 1, j + 1))
-                if gap * SUB_BLOCK_SECONDS * 1000 >= self.settings.bridge_ms:
+                # No key in this window: how much of the tone has really been missing?
+                press.gap += 1.0 - press.coverage(j)
+                if press.gap * SUB_BLOCK_SECONDS * 1000 >= self.settings.bridge_ms:
                     found += self._end(stream, press, j)
+            offset += 1
         return found
 
     def _amps(self, z: np.ndarray, row: int, col: int) -> tuple[float, float]:
         return abs(z[row]) * self.amp_scale, abs(z[4 + col]) * self.amp_scale
 
-    def _check(self, power: np.ndarray, total: float, samples: np.ndarray,
-               subs: np.ndarray) -> tuple[int, int, float, float] | None:
-        row = int(np.argmax(power[:4]))
-        col = int(np.argmax(power[4:]))
-        pair = [row, 4 + col]
-        halves = samples.reshape(2, self.half_len) @ self.half_basis[:, pair]
+    def _check(self, streams: np.ndarray, offsets: np.ndarray, power: np.ndarray, total: np.ndarray,
+               z_all: np.ndarray, s_all: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The strict check of the windows ending at (``streams``, ``offsets``), all at once.
+
+        Returns (good, row, col, low power, high power), one entry per window.
+        """
+        h, n = HISTORY_SUB_BLOCKS, offsets.shape[0]
+        p = power[streams, offsets]
+        rows = p[:, :4].argmax(axis=1)
+        cols = p[:, 4:].argmax(axis=1)
+        pair = np.stack([rows, 4 + cols], axis=1)  # (n, 2)
+        pick = np.arange(n)[:, None]
+        # The window's samples as two 10 ms halves, each through a Hann-windowed DFT.
+        first = h + offsets - WINDOW_SUB_BLOCKS + 1  # the window's first sub-block in z_all
+        index = (first * self.sub)[:, None] + np.arange(self.window_len)[None, :]
+        samples = s_all[streams[:, None], index].reshape(n, 2, self.half_len)
+        halves = (samples @ self.half_basis).view(np.complex128)  # (n, 2, 8)
+        halves = halves[pick[:, :, None], np.arange(2)[None, :, None], pair[:, None, :]]  # (n, 2, 2)
+        amps = np.abs(halves)
         # A tone that starts or stops inside the window would bias its phase (and speech
         # seldom holds still for 20 ms): each tone must be as strong in both halves.
-        amps = np.abs(halves)
-        if (amps.min(axis=0) < self.settings.min_steadiness * amps.max(axis=0)).any():
-            return None
-        turns = halves[1] * np.conj(halves[0]) * self.half_turn[pair]
-        measured = []
-        alias = self.rate / self.half_len  # the 10 ms lag cannot tell offsets this far apart
-        for which, index in enumerate(pair):
-            # The phase turn between the window's two 10 ms halves gives the tone's offset
-            # from nominal, precisely but modulo `alias` (100 Hz); the turn from one 5 ms
-            # sub-block to the next is rougher but unambiguous to ±100 Hz: it picks the alias.
-            fine = np.angle(turns[which]) * self.rate / (2 * np.pi * self.half_len)
-            steps = subs[1:, index] * np.conj(subs[:-1, index])
-            rough = np.angle(steps.sum()) * self.rate / (2 * np.pi * self.sub)
-            offset = fine + alias * round((rough - fine) / alias)
-            if abs(offset) > self.tolerance[index]:
-                return None
-            # Undo the rectangular window's loss at that offset (Dirichlet kernel).
-            x = np.pi * offset / self.rate
-            gain = abs(math.sin(x * self.window_len) / (self.window_len * math.sin(x))) if x else 1.0
-            true_power = float(power[index]) / max(gain, 1e-3) ** 2
-            if true_power < self.min_power:
-                return None
-            measured.append(true_power)
-        p_low, p_high = measured
-        twist = 10 * math.log10(p_high / p_low)
+        steady = (amps.min(axis=1) >= self.settings.min_steadiness * amps.max(axis=1)).all(axis=1)
+        # The phase turn between the window's two 10 ms halves gives each tone's offset from
+        # nominal, precisely but modulo `alias` (100 Hz); the turn from one 5 ms sub-block to
+        # the next is rougher but unambiguous to ±100 Hz: it picks the alias.
+        turns = halves[:, 1] * np.conj(halves[:, 0]) * self.half_turn[pair]
+        places = np.arange(WINDOW_SUB_BLOCKS)[None, :, None]
+        # Each sub-block at its place in this window, so consecutive ones share one time base.
+        subs = z_all[streams[:, None, None], first[:, None, None] + places, places, pair[:, None, :]]  # (n, 4, 2)
+        steps = (subs[:, 1:] * np.conj(subs[:, :-1])).sum(axis=1)
+        alias = self.rate / self.half_len
+        fine = np.angle(turns) * self.rate / (2 * np.pi * self.half_len)
+        rough = np.angle(steps) * self.rate / (2 * np.pi * self.sub)
+        offset = fine + alias * np.round((rough - fine) / alias)
+        in_tolerance = (np.abs(offset) <= self.tolerance[pair]).all(axis=1)
+        # Undo the rectangular window's loss at that offset (the Dirichlet kernel, as sincs).
+        gain = np.abs(np.sinc(offset * self.window_len / self.rate) / np.sinc(offset / self.rate))
+        true_power = p[pick, pair] / np.maximum(gain, 1e-3) ** 2
+        p_low, p_high = true_power[:, 0], true_power[:, 1]
+        loud = (true_power >= self.min_power).all(axis=1)
+        twist = 10 * np.log10(np.maximum(p_high, 1e-30) / np.maximum(p_low, 1e-30))
         settings = self.settings
-        if twist > settings.max_reverse_twist_db or -twist > settings.max_normal_twist_db:
-            return None
-        if p_low + p_high < settings.min_purity * total:
-            return None
-        return row, col, p_low, p_high
+        twist_ok = (twist <= settings.max_reverse_twist_db) & (-twist <= settings.max_normal_twist_db)
+        pure = p_low + p_high >= settings.min_purity * total[streams, offsets]
+        good = steady & in_tolerance & loud & twist_ok & pure
+        return good, rows, cols, p_low, p_high
 
     def _end(self, stream: int, press: _Press, j: int) -> list[KeyTone]:
         """Close ``press`` at sub-block ``j``; a key only if its tones lasted ``min_on_ms``."""
         self.presses[stream] = None
-        refs = press.references()
         last = min(j, press.last_hit + 1, press.first_sub + len(press.amps) - 1)
-        cover = [(k, press.coverage(k, refs)) for k in range(press.first_sub, last + 1)]
+        cover = [(k, press.coverage(k)) for k in range(press.first_sub, last + 1)]
         on_ms = sum(c for _, c in cover) * SUB_BLOCK_SECONDS * 1000
         if on_ms < self.settings.min_on_ms:
             return []
@@ -299,7 +360,7 @@ class _Core:
         (k_start, c_start), (k_end, c_end) = inside[0], inside[-1]
         start = int(round((k_start + 1 - c_start) * self.sub))
         end = int(round((k_end + c_end) * self.sub))
-        p_low, p_high = float(np.median(press.powers_low)), float(np.median(press.powers_high))
+        p_low, p_high = press.power_low / press.windows, press.power_high / press.windows
         # Levels to 0.01 dB: below that, the last bits differ with how BLAS splits the work.
         return [KeyTone(press.key, start, end, self.rate,
                         round(power_to_dbm0(p_low), 2), round(power_to_dbm0(p_high), 2))]
@@ -309,15 +370,6 @@ class _Core:
         pad = (-self.leftover.shape[1]) % self.sub
         closing = int(math.ceil((self.settings.bridge_ms / 1000 + 0.03) * self.rate / self.sub)) * self.sub
         return self.feed(np.zeros((self.streams, pad + closing)))
-
-
-def _phase_period(sub: int, rate: int) -> int:
-    """Sub-blocks after which every keypad frequency's phase at a sub-block start repeats."""
-    period = 1
-    for f in FREQUENCIES:
-        step = (f * sub) % rate
-        period = math.lcm(period, rate // math.gcd(step, rate) if step else 1)
-    return period
 
 
 class DtmfDetector:
