@@ -49,7 +49,7 @@ class DtmfSettings:
     max_reverse_twist_db: float = 6.0  # high tone stronger by at most this (Q.24: 4)
     frequency_tolerance: float = 0.025  # relative, plus frequency_tolerance_hz (accept 1.5 %+2 Hz, reject 3.5 %)
     frequency_tolerance_hz: float = 1.0
-    min_purity: float = 0.75  # share of the window's power the two tones must carry
+    min_purity: float = 0.85  # share of the window's power the two tones must carry (0.75 let talk-off through)
     min_steadiness: float = 0.7  # a tone's weaker 10 ms half of the window against its stronger one
     min_on_ms: float = 31.5  # accept 40 ms, reject 23 ms
     bridge_ms: float = 25.0  # a gap shorter than this inside a press is a drop-out (10 ms), longer a pause (40 ms)
