@@ -40,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VoicebotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`voicebot … | head`): not an error worth a traceback.
+        sys.stderr.close()
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_argument("--last", type=int, default=10, metavar="N")
     calls.add_argument("--json", action="store_true")
     calls.set_defaults(handler=cmd_calls)
+
+    dtmf = sub.add_parser("dtmf", help="keypad keys found in a sound file (WAV, FLAC, OGG…)")
+    dtmf.add_argument("file", help="the recording; any rate, mono or more channels")
+    dtmf.add_argument("--channel", default="0", help="channel to read, from 0, or 'all' (default: 0)")
+    dtmf.add_argument("--json", action="store_true", help="print the keys as JSON")
+    dtmf.add_argument("--min-level", type=float, metavar="DBM0", help="weakest tone counted (default -36 dBm0)")
+    dtmf.set_defaults(handler=cmd_dtmf)
 
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(title="config commands", metavar="COMMAND")
@@ -230,6 +241,38 @@ def cmd_calls(args: argparse.Namespace, config: Config) -> int:
         print(f"      path: {' > '.join(r['path'])}")
         for item in r["inputs"]:
             print(f"      {item['node']}: {item['mode']} {item['value']}")
+    return 0
+
+
+def cmd_dtmf(args: argparse.Namespace, config: Config) -> int:
+    from .dtmf import DtmfSettings
+    from .dtmf.files import keys_in_file
+
+    settings = DtmfSettings() if args.min_level is None else DtmfSettings(min_level_dbm0=args.min_level)
+    if args.channel == "all":
+        import soundfile
+
+        try:
+            channels = range(soundfile.info(args.file).channels)
+        except (RuntimeError, soundfile.LibsndfileError):
+            channels = range(1)  # keys_in_file says why the file cannot be read
+    elif args.channel.isdigit():
+        channels = range(int(args.channel), int(args.channel) + 1)
+    else:
+        print(f"error: --channel is a number from 0 or 'all', not {args.channel!r}", file=sys.stderr)
+        return 2
+    results = [keys_in_file(args.file, channel, settings) for channel in channels]
+    if args.json:
+        payload: Any = results[0].as_dict() if len(results) == 1 else [r.as_dict() for r in results]
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        return 0
+    for result in results:
+        print(f"{result.path}: {result.seconds:.2f} s at {result.sample_rate} Hz, channel {result.channel} "
+              f"of {result.channels}: {len(result.tones)} key{'s' if len(result.tones) != 1 else ''}"
+              f"{' ' + result.keys if result.keys else ''}")
+        for tone in result.tones:
+            print(f"  {tone.key}  {tone.start:8.3f} s – {tone.end:8.3f} s  ({tone.duration * 1000:.0f} ms, "
+                  f"low {tone.low_dbm0:.1f} dBm0, high {tone.high_dbm0:.1f} dBm0)")
     return 0
 
 

@@ -279,7 +279,9 @@ class _Core:
             if hit is not None:
                 row, col, p_low, p_high = hit
                 if self.record_tones:
-                    self.tone_spans[stream].append((j - WINDOW_SUB_BLOCKS + 1, j))
+                    # The window's sub-blocks, one before (a ragged start) and one after (a
+                    # ragged end): where a muter must silence the audio.
+                    self.tone_spans[stream].append((j - WINDOW_SUB_BLOCKS, j + 1))
                 if press is not None and (press.row, press.col) != (row, col):
                     found += self._end(stream, press, j - 1)
                     press = None

@@ -1,0 +1,68 @@
+"""Keypad tones taken out of the audio passed on, so a speech recogniser never hears them.
+
+Asterisk does this on its channels; pipecat users ask for it. :class:`DtmfMuter` passes the
+audio on with a fixed delay (30 ms) and every sub-block where a dual tone was heard
+replaced by silence, and reports the keys as :class:`DtmfDetector` does. The delay is what
+it takes to know, before a sample leaves, whether a tone covered it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .detector import NATIVE_RATES, WINDOW_SUB_BLOCKS, DtmfSettings, KeyTone, _Core, as_float
+
+
+class DtmfMuter:
+    def __init__(self, sample_rate: int = 8000, settings: DtmfSettings | None = None) -> None:
+        if sample_rate not in NATIVE_RATES:
+            raise ValueError(f"muting works at {NATIVE_RATES[0]} or {NATIVE_RATES[1]} Hz; resample to one of them first")
+        self.sample_rate = sample_rate
+        self._core = _Core(sample_rate, 1, settings or DtmfSettings(), record_tones=True)
+        sub = self._core.sub
+        # A sample's fate is known once every window that could cover it (and the ragged
+        # edge after it) has been seen, plus the part of a sub-block still waiting.
+        self.delay = (WINDOW_SUB_BLOCKS + 2) * sub
+        self._pending = np.zeros(self.delay)  # audio received, not yet passed on
+        self._pending_start = -self.delay  # stream position of _pending[0]
+        self._muted: list[tuple[int, int]] = []  # sample ranges, stream positions
+
+    def process(self, samples: np.ndarray | Sequence[float]) -> tuple[np.ndarray, list[KeyTone]]:
+        """Audio in, the same amount of audio out (``delay`` samples later, tones silenced), keys found."""
+        x = as_float(samples)
+        tones = self._core.feed(x[None, :])[0]
+        sub = self._core.sub
+        for first, last in self._core.tone_spans[0]:
+            self._muted.append((max(first, 0) * sub, (last + 1) * sub))
+        self._core.tone_spans[0].clear()
+        self._pending = np.concatenate([self._pending, x])
+        out = self._pending[:len(x)].copy()
+        start = self._pending_start
+        for first, last in self._muted:
+            lo, hi = max(first - start, 0), min(last - start, len(out))
+            if lo < hi:
+                out[lo:hi] = 0.0
+        self._pending = self._pending[len(x):]
+        self._pending_start += len(x)
+        # Ranges wholly passed on are done with.
+        self._muted = [(first, last) for first, last in self._muted if last > self._pending_start]
+        return out, tones
+
+    def flush(self) -> tuple[np.ndarray, list[KeyTone]]:
+        """The audio still held back (muted where needed) and any press open at the end."""
+        held = len(self._pending)
+        closing = self._core.flush()[0]
+        sub = self._core.sub
+        for first, last in self._core.tone_spans[0]:
+            self._muted.append((max(first, 0) * sub, (last + 1) * sub))
+        self._core.tone_spans[0].clear()
+        out = self._pending.copy()
+        for first, last in self._muted:
+            lo, hi = max(first - self._pending_start, 0), min(last - self._pending_start, held)
+            if lo < hi:
+                out[lo:hi] = 0.0
+        self._pending = np.zeros(0)
+        self._pending_start += held
+        return out, closing
