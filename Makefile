@@ -12,6 +12,7 @@ test: setup
 	$(VENV)/bin/python -m pytest -q
 
 bench: setup
+	@scripts/system-packages bench
 	$(VENV)/bin/python bench/run.py
 
 setup: system $(STAMP)

@@ -53,6 +53,7 @@ class DtmfSettings:
     min_steadiness: float = 0.7  # a tone's weaker 10 ms half of the window against its stronger one
     min_on_ms: float = 31.5  # accept 40 ms, reject 23 ms
     bridge_ms: float = 25.0  # a gap shorter than this inside a press is a drop-out (10 ms), longer a pause (40 ms)
+    analysis_ms: float = 60.0  # sound waits for this much before a pass (CPU against latency); silence never waits
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,8 @@ class _Core:
         # cannot start a key: silence and line noise cost one energy sum.
         self.quiet_energy = 0.25 * self.min_power * self.sub
         self.tolerance = settings.frequency_tolerance * freqs + settings.frequency_tolerance_hz
+        self.min_pass = int(round(settings.analysis_ms / 1000 / SUB_BLOCK_SECONDS)) * self.sub
+        self.flushing = False
         # Per stream: the last HISTORY_SUB_BLOCKS sub-blocks of samples, their energies, the press.
         self.leftover = np.zeros((streams, 0))
         self.history = np.zeros((streams, HISTORY_SUB_BLOCKS * self.sub))
@@ -204,13 +207,17 @@ class _Core:
             # chunk ends: no key can be here. One dot product is all it costs.
             self._remember(fresh, count)
             return found
+        if usable < self.min_pass and not self.flushing:
+            # Sound is analysed in passes of at least `analysis_ms`: a 20 ms frame would
+            # mostly pay numpy's per-call cost, and a key's report waits at most that long.
+            self.leftover = samples
+            return found
         h = HISTORY_SUB_BLOCKS
         s_all = np.concatenate([self.history, fresh], axis=1)
         all_blocks = s_all.reshape(self.streams, h + count, self.sub)
         e_all = np.einsum("sbn,sbn->sb", all_blocks, all_blocks)
-        loud = np.flatnonzero((e_all[:, h:] > self.quiet_energy).any(axis=0))
-        if loud.size:
-            self.loud_until = self.count + int(loud[-1])
+        if e_all[:, h:].max() > self.quiet_energy:
+            self.loud_until = self.count + count - 1  # (as if its last sub-block were loud: the gate waits a little longer)
         # (streams, h + count, place, frequency): each sub-block's DFT at each window place.
         z_all = (all_blocks @ self.basis).view(np.complex128).reshape(self.streams, h + count, WINDOW_SUB_BLOCKS, 8)
         # Windows ending at each new sub-block: four sub-blocks summed in a fixed order, so
@@ -219,8 +226,12 @@ class _Core:
                  (z_all[:, h - 1:h - 1 + count, 2] + z_all[:, h:h + count, 3])
         total = (e_all[:, h - 3:h - 3 + count] + e_all[:, h - 2:h - 2 + count]
                  + e_all[:, h - 1:h - 1 + count] + e_all[:, h:h + count]) / self.window_len
-        parts = window.view(np.float64)
-        power = parts[..., 0::2] ** 2 + parts[..., 1::2] ** 2  # |window|^2, without a reduction
+        if window.size <= 4096:  # a streaming frame: fewest numpy calls
+            power = np.abs(window)
+            np.square(power, out=power)
+        else:  # a long chunk: squares of the parts beat a square root and a square
+            parts = window.view(np.float64)
+            power = parts[..., 0::2] ** 2 + parts[..., 1::2] ** 2
         power *= 2 / self.window_len ** 2
         streams, offsets = np.nonzero(self._screen(power, total))
         hits: list[dict[int, tuple[int, int, float, float]]] = [{} for _ in range(self.streams)]
@@ -247,9 +258,12 @@ class _Core:
 
     def _screen(self, power: np.ndarray, total: np.ndarray) -> np.ndarray:
         """Windows worth the strict check: loose versions of level and purity."""
-        # Pairwise maxima: faster than a reduction over an axis of four.
-        low = np.maximum(np.maximum(power[..., 0], power[..., 1]), np.maximum(power[..., 2], power[..., 3]))
-        high = np.maximum(np.maximum(power[..., 4], power[..., 5]), np.maximum(power[..., 6], power[..., 7]))
+        if power.size <= 4096:  # a streaming frame: fewest numpy calls
+            strongest = power.reshape(*power.shape[:-1], 2, 4).max(axis=-1)
+            low, high = strongest[..., 0], strongest[..., 1]
+        else:  # a long chunk: pairwise maxima beat a reduction over an axis of four
+            low = np.maximum(np.maximum(power[..., 0], power[..., 1]), np.maximum(power[..., 2], power[..., 3]))
+            high = np.maximum(np.maximum(power[..., 4], power[..., 5]), np.maximum(power[..., 6], power[..., 7]))
         loose = self.min_power * 0.25  # room for an offset's loss, which the strict check undoes
         return (np.minimum(low, high) > loose) & (low + high > 0.4 * total)
 
@@ -371,7 +385,11 @@ class _Core:
         """End of the streams: enough silence to close every open press."""
         pad = (-self.leftover.shape[1]) % self.sub
         closing = int(math.ceil((self.settings.bridge_ms / 1000 + 0.03) * self.rate / self.sub)) * self.sub
-        return self.feed(np.zeros((self.streams, pad + closing)))
+        self.flushing = True
+        try:
+            return self.feed(np.zeros((self.streams, pad + closing)))
+        finally:
+            self.flushing = False
 
 
 class DtmfDetector:

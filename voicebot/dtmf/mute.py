@@ -9,6 +9,7 @@ it takes to know, before a sample leaves, whether a tone covered it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -20,7 +21,10 @@ class DtmfMuter:
         if sample_rate not in NATIVE_RATES:
             raise ValueError(f"muting works at {NATIVE_RATES[0]} or {NATIVE_RATES[1]} Hz; resample to one of them first")
         self.sample_rate = sample_rate
-        self._core = _Core(sample_rate, 1, settings or DtmfSettings(), record_tones=True)
+        # Every sub-block is analysed as it arrives (no `analysis_ms` wait): the fate of each
+        # sample must be known within the fixed delay.
+        settings = replace(settings or DtmfSettings(), analysis_ms=0.0)
+        self._core = _Core(sample_rate, 1, settings, record_tones=True)
         sub = self._core.sub
         # A sample's fate is known once every window that could cover it (and the ragged
         # edge after it) has been seen, plus the part of a sub-block still waiting.
