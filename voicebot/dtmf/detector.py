@@ -121,7 +121,10 @@ class _Press:
     def coverage(self, k: int) -> float:
         """Share of sub-block ``k`` the press's two tones fill, from their amplitudes there."""
         low, high = self.amps[k - self.first_sub]
-        return min(1.0, (low / self.refs[0] + high / self.refs[1]) / 2)
+        value = (low / self.refs[0] + high / self.refs[1]) / 2
+        # Inside a tone the measure wavers around 1 (leakage, noise); clipping it at 1 alone
+        # would bias every press short. A sub-block three-quarters full counts as full.
+        return 1.0 if value >= 0.75 else value
 
 
 class _Core:
@@ -156,6 +159,7 @@ class _Core:
         self.half_basis[:, 0::2] = hann[:, None] * np.cos(half_angle)
         self.half_basis[:, 1::2] = -hann[:, None] * np.sin(half_angle)
         self.half_turn = np.exp(-2j * np.pi * freqs * self.half_len / sample_rate)
+        self.hann_sum = float(hann.sum())
         self.amp_scale = 2.0 / self.sub
         self.min_power = dbm0_to_amplitude(settings.min_level_dbm0) ** 2 / 2
         # A window with a key holds at least 2 * min_power in its four sub-blocks, so one of
@@ -352,7 +356,9 @@ class _Core:
         rough = np.angle(steps) * self.rate / (2 * np.pi * self.sub)
         offset = fine + alias * np.round((rough - fine) / alias)
         in_tolerance = (np.abs(offset) <= self.tolerance[pair]).all(axis=1)
-        # Undo the rectangular window's loss at that offset (the Dirichlet kernel, as sincs).
+        # The decisions use each tone's power over the whole 20 ms window, coherently: a
+        # harmonic of speech that glides loses power there, a keypad tone does not. It is
+        # corrected for the rectangular window's loss at that offset (the Dirichlet kernel).
         gain = np.abs(np.sinc(offset * self.window_len / self.rate) / np.sinc(offset / self.rate))
         true_power = p[pick, pair] / np.maximum(gain, 1e-3) ** 2
         p_low, p_high = true_power[:, 0], true_power[:, 1]
@@ -362,7 +368,13 @@ class _Core:
         twist_ok = (twist <= settings.max_reverse_twist_db) & (-twist <= settings.max_normal_twist_db)
         pure = p_low + p_high >= settings.min_purity * total[streams, offsets]
         good = steady & in_tolerance & loud & twist_ok & pure
-        return good, rows, cols, p_low, p_high
+        # The levels reported come from the Hann halves: their low side lobes keep one
+        # tone's leakage out of the other's level (the 20 ms window's cost up to 1.3 dB).
+        bins = offset * self.half_len / self.rate
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hann_gain = np.abs(np.where(np.abs(bins) < 0.999, np.sinc(bins) / (1 - bins ** 2), 0.5))
+        level = 2 * (amps ** 2).mean(axis=1) / (self.hann_sum * np.maximum(hann_gain, 1e-3)) ** 2
+        return good, rows, cols, level[:, 0], level[:, 1]
 
     def _end(self, stream: int, press: _Press, j: int) -> list[KeyTone]:
         """Close ``press`` at sub-block ``j``; a key only if its tones lasted ``min_on_ms``."""
@@ -400,6 +412,7 @@ class DtmfDetector:
         self.settings = settings or DtmfSettings()
         native = sample_rate if sample_rate in NATIVE_RATES else 8000
         self._core = _Core(native, 1, self.settings)
+        self._flushed = False
         self._resampler = None
         if native != sample_rate:
             import soxr
@@ -407,13 +420,18 @@ class DtmfDetector:
             self._resampler = soxr.ResampleStream(sample_rate, native, 1, dtype="float64", quality="HQ")
 
     def feed(self, samples: np.ndarray | Sequence[float]) -> list[KeyTone]:
+        if self._flushed:
+            raise ValueError("this stream has ended (flush() was called): start a new DtmfDetector")
         x = as_float(samples)
         if self._resampler is not None:
             x = self._resampler.resample_chunk(x)
         return [self._to_input_rate(t) for t in self._core.feed(x[None, :])[0]]
 
     def flush(self) -> list[KeyTone]:
-        """No more audio: report a press still open at the end."""
+        """No more audio: report a press still open at the end. Later calls return nothing."""
+        if self._flushed:
+            return []
+        self._flushed = True
         if self._resampler is not None:
             rest = self._resampler.resample_chunk(np.zeros(0), last=True)
             found = self._core.feed(rest[None, :])[0] if rest.size else []

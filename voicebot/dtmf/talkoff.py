@@ -91,9 +91,11 @@ def corpus(minutes: float = 20.0, seed: int = 7) -> Iterator[Utterance]:
         lang, variant, rate, pitch = settings[index % len(settings)]
         voice = VOICES[lang][index % len(VOICES[lang])] + (f"+{variant}" if variant else "")
         if index % 5 == 4:
-            # A vowel held for two seconds or so, the classic talk-off trap.
+            # A vowel held as long as espeak-ng holds one (about 1.5 s at its slowest rate,
+            # twice over): the classic talk-off trap, a steady tone with harmonics.
             vowel = VOWELS[lang][index % len(VOWELS[lang])]
-            text = f"[[{vowel}{':' * 24}]]"
+            text = f"[[{vowel}{':' * 12}{vowel}{':' * 12}]]"
+            rate = 80
         else:
             text = SENTENCES[lang][index % len(SENTENCES[lang])]
         samples = speak(text, voice, rate, pitch)
