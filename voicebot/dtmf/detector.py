@@ -36,7 +36,7 @@ from .tones import FREQUENCIES, KEY_AT, power_to_dbm0, dbm0_to_amplitude
 NATIVE_RATES = (8000, 16000)
 SUB_BLOCK_SECONDS = 0.005
 WINDOW_SUB_BLOCKS = 4  # 20 ms
-PASS_SUB_BLOCKS = 1000  # 5 s: how much of a long chunk is analysed at once
+PASS_SUB_BLOCKS = 400  # 2 s: how much of a long chunk is analysed at once
 HISTORY_SUB_BLOCKS = 4  # sub-blocks kept from one feed to the next: a window and a ragged edge
 
 
@@ -53,7 +53,7 @@ class DtmfSettings:
     min_steadiness: float = 0.7  # a tone's weaker 10 ms half of the window against its stronger one
     min_on_ms: float = 31.5  # accept 40 ms, reject 23 ms
     bridge_ms: float = 25.0  # a gap shorter than this inside a press is a drop-out (10 ms), longer a pause (40 ms)
-    analysis_ms: float = 60.0  # sound waits for this much before a pass (CPU against latency); silence never waits
+    analysis_ms: float = 80.0  # sound waits for this much before a pass (CPU against latency); silence never waits
 
 
 @dataclass(frozen=True)
@@ -425,7 +425,8 @@ class DtmfDetector:
         x = as_float(samples)
         if self._resampler is not None:
             x = self._resampler.resample_chunk(x)
-        return [self._to_input_rate(t) for t in self._core.feed(x[None, :])[0]]
+        found = self._core.feed(x[None, :])[0]
+        return [self._to_input_rate(t) for t in found] if found else found
 
     def flush(self) -> list[KeyTone]:
         """No more audio: report a press still open at the end. Later calls return nothing."""
@@ -470,6 +471,8 @@ def detect(samples: np.ndarray, sample_rate: int = 8000, settings: DtmfSettings 
 
 def as_float(samples: np.ndarray | Sequence[float]) -> np.ndarray:
     """int16 (full scale 32768) or float (full scale 1.0) as float64."""
+    if type(samples) is np.ndarray and samples.dtype == np.float64:
+        return samples  # the common case, checked first: this runs for every 20 ms frame
     x = np.asarray(samples)
     if x.dtype == np.int16:
         return x.astype(np.float64) / 32768.0
