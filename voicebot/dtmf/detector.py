@@ -139,15 +139,16 @@ class _Core:
         self.sub = int(round(sample_rate * SUB_BLOCK_SECONDS))
         n = np.arange(self.sub)
         freqs = np.array(FREQUENCIES, dtype=np.float64)
-        # One matrix product gives each sub-block's DFT at the eight frequencies as it counts
-        # at each of the four places of a window (phase measured from the window's start), so
-        # a window's DFT is a sum of four of them: no phase bookkeeping across chunks.
-        # Columns: for place k, cos and -sin interleaved per frequency (a free complex view).
-        self.basis = np.empty((self.sub, WINDOW_SUB_BLOCKS * 16))
-        for k in range(WINDOW_SUB_BLOCKS):
-            angle = 2 * np.pi * np.outer(n + k * self.sub, freqs) / sample_rate
-            self.basis[:, k * 16:(k + 1) * 16:2] = np.cos(angle)
-            self.basis[:, k * 16 + 1:(k + 1) * 16:2] = -np.sin(angle)
+        # One matrix product gives each sub-block's DFT at the eight frequencies, its phase
+        # measured from the sub-block's own start (columns cos, -sin interleaved per
+        # frequency: the rows read as complex numbers through a free view). At place k of a
+        # window the same sub-block's DFT is turned by a constant, `place[k]`, so a window's
+        # DFT is a weighted sum of four: no phase bookkeeping across chunks.
+        angle = 2 * np.pi * np.outer(n, freqs) / sample_rate
+        self.basis = np.empty((self.sub, 16))
+        self.basis[:, 0::2], self.basis[:, 1::2] = np.cos(angle), -np.sin(angle)
+        k = np.arange(WINDOW_SUB_BLOCKS)[:, None]
+        self.place = np.exp(-2j * np.pi * k * self.sub * freqs[None, :] / sample_rate)  # (4, 8)
         self.window_len = WINDOW_SUB_BLOCKS * self.sub
         self.half_len = self.window_len // 2
         # For the strict check: Hann-windowed DFTs of the window's two halves, whose low
@@ -222,12 +223,12 @@ class _Core:
         e_all = np.einsum("sbn,sbn->sb", all_blocks, all_blocks)
         if e_all[:, h:].max() > self.quiet_energy:
             self.loud_until = self.count + count - 1  # (as if its last sub-block were loud: the gate waits a little longer)
-        # (streams, h + count, place, frequency): each sub-block's DFT at each window place.
-        z_all = (all_blocks @ self.basis).view(np.complex128).reshape(self.streams, h + count, WINDOW_SUB_BLOCKS, 8)
-        # Windows ending at each new sub-block: four sub-blocks summed in a fixed order, so
-        # the result does not depend on how the audio was chunked.
-        window = (z_all[:, h - 3:h - 3 + count, 0] + z_all[:, h - 2:h - 2 + count, 1]) + \
-                 (z_all[:, h - 1:h - 1 + count, 2] + z_all[:, h:h + count, 3])
+        z_all = (all_blocks @ self.basis).view(np.complex128)  # (streams, h + count, 8)
+        # Windows ending at each new sub-block: four sub-blocks turned to their places and
+        # summed in a fixed order, so the result does not depend on how audio was chunked.
+        place = self.place
+        window = (z_all[:, h - 3:h - 3 + count] + z_all[:, h - 2:h - 2 + count] * place[1]) + \
+                 (z_all[:, h - 1:h - 1 + count] * place[2] + z_all[:, h:h + count] * place[3])
         total = (e_all[:, h - 3:h - 3 + count] + e_all[:, h - 2:h - 2 + count]
                  + e_all[:, h - 1:h - 1 + count] + e_all[:, h:h + count]) / self.window_len
         if window.size <= 4096:  # a streaming frame: fewest numpy calls
@@ -292,7 +293,7 @@ class _Core:
                 offset = hits[next_hit]
             j = self.count + offset  # the window ending at sub-block j
             if press is not None:
-                press.amps.append(self._amps(z_all[h + offset, 0], press.row, press.col))
+                press.amps.append(self._amps(z_all[h + offset], press.row, press.col))
             hit = hit_at.get(offset)
             if hit is not None:
                 row, col, p_low, p_high = hit
@@ -305,7 +306,7 @@ class _Core:
                     press = None
                 if press is None:
                     first = j - WINDOW_SUB_BLOCKS  # one sub-block before the window, for a ragged edge
-                    amps = [self._amps(z_all[h + offset - WINDOW_SUB_BLOCKS + i, 0], row, col)
+                    amps = [self._amps(z_all[h + offset - WINDOW_SUB_BLOCKS + i], row, col)
                             for i in range(WINDOW_SUB_BLOCKS + 1)]
                     press = _Press(row, col, j, first, amps)
                     self.presses[stream] = press
@@ -348,8 +349,9 @@ class _Core:
         # the next is rougher but unambiguous to ±100 Hz: it picks the alias.
         turns = halves[:, 1] * np.conj(halves[:, 0]) * self.half_turn[pair]
         places = np.arange(WINDOW_SUB_BLOCKS)[None, :, None]
-        # Each sub-block at its place in this window, so consecutive ones share one time base.
-        subs = z_all[streams[:, None, None], first[:, None, None] + places, places, pair[:, None, :]]  # (n, 4, 2)
+        # Each sub-block turned to its place in this window, so consecutive ones share a time base.
+        subs = z_all[streams[:, None, None], first[:, None, None] + places, pair[:, None, :]] \
+            * self.place[places, pair[:, None, :]]  # (n, 4, 2)
         steps = (subs[:, 1:] * np.conj(subs[:, :-1])).sum(axis=1)
         alias = self.rate / self.half_len
         fine = np.angle(turns) * self.rate / (2 * np.pi * self.half_len)
