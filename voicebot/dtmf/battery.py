@@ -14,6 +14,7 @@ import itertools
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,18 +49,22 @@ def _lead(rng: np.random.Generator) -> float:
     return float(rng.uniform(0.05, 0.1))
 
 
-def _one(key: str, rng: np.random.Generator, on_ms: float = 100, **tone: float) -> np.ndarray:
+def _one(key: str, rng: np.random.Generator, on_ms: float = 100, **tone: Any) -> np.ndarray:
     signal, _ = generator.sequence(key, on=on_ms / 1000, lead=_lead(rng), tail=0.1, rng=rng, **tone)
     return signal
+
+
+def _offset(frequency: float, sign: int, accept: bool) -> float:
+    """Relative offset at Q.24's accept limit (±1.5 % ±2 Hz) or reject limit (±3.5 %)."""
+    return sign * ((ACCEPT_OFFSET + ACCEPT_OFFSET_HZ / frequency) if accept else REJECT_OFFSET)
 
 
 def offset_cases(rng: np.random.Generator) -> Iterator[Case]:
     for key, sign, which in itertools.product(KEYS, (1, -1), ("both", "low", "high")):
         low, high = KEY_FREQUENCIES[key]
         for accept in (True, False):
-            rel = lambda f: sign * ((ACCEPT_OFFSET + ACCEPT_OFFSET_HZ / f) if accept else REJECT_OFFSET)  # noqa: E731
-            tone = {"low_offset": rel(low) if which != "high" else 0.0,
-                    "high_offset": rel(high) if which != "low" else 0.0}
+            tone = {"low_offset": _offset(low, sign, accept) if which != "high" else 0.0,
+                    "high_offset": _offset(high, sign, accept) if which != "low" else 0.0}
             label = f"{'+' if sign > 0 else '-'}{'1.5%+2Hz' if accept else '3.5%'} {which}"
             yield Case("offset", f"{key} {label}", _one(key, rng, **tone), key if accept else "")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -109,22 +109,40 @@ class _Press:
     def key(self) -> str:
         return KEY_AT[(self.row, self.col)]
 
-    def add_window(self, j: int, p_low: float, p_high: float) -> None:
-        self.last_hit = j
-        self.windows += 1
-        self.power_low += p_low
-        self.power_high += p_high
+    def add_windows(self, last: int, powers: np.ndarray) -> None:
+        """Windows that had this press's key, the last of them ending at sub-block ``last``."""
+        self.last_hit = last
+        self.windows += len(powers)
+        self.power_low += float(powers[:, 0].sum())
+        self.power_high += float(powers[:, 1].sum())
         # The press's own amplitudes: what each sub-block is measured against.
         self.refs = (math.sqrt(2 * self.power_low / self.windows), math.sqrt(2 * self.power_high / self.windows))
         self.gap = 0.0
 
-    def coverage(self, k: int) -> float:
-        """Share of sub-block ``k`` the press's two tones fill, from their amplitudes there."""
-        low, high = self.amps[k - self.first_sub]
-        value = (low / self.refs[0] + high / self.refs[1]) / 2
-        # Inside a tone the measure wavers around 1 (leakage, noise); clipping it at 1 alone
-        # would bias every press short. A sub-block three-quarters full counts as full.
-        return 1.0 if value >= 0.75 else value
+    def extend(self, amps: np.ndarray) -> None:
+        """The amplitudes of the next sub-blocks at this press's two frequencies."""
+        self.amps.extend(zip(amps[:, self.row].tolist(), amps[:, 4 + self.col].tolist()))
+
+    def extend_gap(self, amps: np.ndarray) -> np.ndarray:
+        """Extend by sub-blocks without a key; returns how much of each the tones still fill."""
+        self.extend(amps)
+        return _coverage(amps[:, self.row], amps[:, 4 + self.col], self.refs)
+
+    def trim_to(self, last: int) -> None:
+        """Forget sub-blocks after ``last`` (the press ended there)."""
+        del self.amps[last - self.first_sub + 1:]
+
+    def coverage(self) -> np.ndarray:
+        """How much of each of the press's sub-blocks its two tones fill."""
+        amps = np.array(self.amps).reshape(-1, 2)
+        return _coverage(amps[:, 0], amps[:, 1], self.refs)
+
+
+def _coverage(low: np.ndarray, high: np.ndarray, refs: tuple[float, float]) -> np.ndarray:
+    value = (low / refs[0] + high / refs[1]) / 2
+    # Inside a tone the measure wavers around 1 (leakage, noise); clipping it at 1 alone
+    # would bias every press short. A sub-block three-quarters full counts as full.
+    return np.where(value >= 0.75, 1.0, value)
 
 
 class _Core:
@@ -239,17 +257,21 @@ class _Core:
             power = parts[..., 0::2] ** 2 + parts[..., 1::2] ** 2
         power *= 2 / self.window_len ** 2
         streams, offsets = np.nonzero(self._screen(power, total))
-        hits: list[dict[int, tuple[int, int, float, float]]] = [{} for _ in range(self.streams)]
+        good_streams = np.zeros(0, dtype=np.intp)
         if offsets.size:
             # The strict check of every stream's candidate windows in one go.
             good, rows, cols, p_lows, p_highs = self._check(streams, offsets, power, total, z_all, s_all)
-            for stream, offset, row, col, p_low, p_high in zip(
-                    streams[good].tolist(), offsets[good].tolist(), rows[good].tolist(), cols[good].tolist(),
-                    p_lows[good].tolist(), p_highs[good].tolist()):
-                hits[stream][offset] = (row, col, p_low, p_high)
+            good_streams = streams[good]
+            hit_offsets, hit_keys = offsets[good], rows[good] * 4 + cols[good]
+            hit_powers = np.stack([p_lows[good], p_highs[good]], axis=1)
         for stream in range(self.streams):
-            if hits[stream] or self.presses[stream] is not None:
-                found[stream] = self._follow(stream, hits[stream], count, z_all[stream])
+            mine = good_streams == stream if good_streams.size else None
+            if mine is not None and mine.any():
+                found[stream] = self._follow(stream, hit_offsets[mine], hit_keys[mine], hit_powers[mine],
+                                             count, z_all[stream])
+            elif self.presses[stream] is not None:
+                empty = np.zeros(0, dtype=np.intp)
+                found[stream] = self._follow(stream, empty, empty, np.zeros((0, 2)), count, z_all[stream])
         self._remember(fresh, count)
         return found
 
@@ -274,53 +296,70 @@ class _Core:
 
     # -------------------------------------------------------------- one stream
 
-    def _follow(self, stream: int, hit_at: dict[int, tuple[int, int, float, float]], count: int,
-                z_all: np.ndarray) -> list[KeyTone]:
-        """Run the stream's presses through the new windows, visiting only those that matter."""
+    def _follow(self, stream: int, hit_offsets: np.ndarray, hit_keys: np.ndarray, hit_powers: np.ndarray,
+                count: int, z_all: np.ndarray) -> list[KeyTone]:
+        """Run the stream's presses through this pass's windows, a run of windows at a time.
+
+        Windows with the same key one after another extend a press together; windows
+        without a key add up the missing tone until ``bridge_ms`` ends the press. Only the
+        runs are visited in Python, not every 5 ms window.
+        """
         found: list[KeyTone] = []
         h = HISTORY_SUB_BLOCKS
-        hits = sorted(hit_at)
-        next_hit = 0
+        amps = np.abs(z_all) * self.amp_scale  # (h + count, 8): each sub-block's tone amplitudes
+        # Runs of consecutive windows with one key: [start, end) positions in the hit arrays.
+        breaks = np.flatnonzero((np.diff(hit_offsets) != 1) | (np.diff(hit_keys) != 0)) + 1
+        starts = [0, *breaks.tolist()]
+        ends = [*breaks.tolist(), len(hit_offsets)]
+        runs = [(int(hit_offsets[a]), int(hit_offsets[b - 1]) + 1, int(hit_keys[a]), hit_powers[a:b])
+                for a, b in zip(starts, ends)] if len(hit_offsets) else []
         offset = 0
-        while offset < count:
+        run_index = 0
+        while True:
             press = self.presses[stream]
-            if press is None:
-                # Between presses only a window with a key can start one: skip to the next.
-                while next_hit < len(hits) and hits[next_hit] < offset:
-                    next_hit += 1
-                if next_hit == len(hits):
-                    break
-                offset = hits[next_hit]
-            j = self.count + offset  # the window ending at sub-block j
+            run = runs[run_index] if run_index < len(runs) else None
             if press is not None:
-                press.amps.append(self._amps(z_all[h + offset], press.row, press.col))
-            hit = hit_at.get(offset)
-            if hit is not None:
-                row, col, p_low, p_high = hit
-                if self.record_tones:
-                    # The window's sub-blocks, one before (a ragged start) and one after (a
-                    # ragged end): where a muter must silence the audio.
-                    self.tone_spans[stream].append((j - WINDOW_SUB_BLOCKS, j + 1))
-                if press is not None and (press.row, press.col) != (row, col):
-                    found += self._end(stream, press, j - 1)
-                    press = None
-                if press is None:
-                    first = j - WINDOW_SUB_BLOCKS  # one sub-block before the window, for a ragged edge
-                    amps = [self._amps(z_all[h + offset - WINDOW_SUB_BLOCKS + i], row, col)
-                            for i in range(WINDOW_SUB_BLOCKS + 1)]
-                    press = _Press(row, col, j, first, amps)
-                    self.presses[stream] = press
-                press.add_window(j, p_low, p_high)
-            elif press is not None:
-                # No key in this window: how much of the tone has really been missing?
-                press.gap += 1.0 - press.coverage(j)
-                if press.gap * SUB_BLOCK_SECONDS * 1000 >= self.settings.bridge_ms:
-                    found += self._end(stream, press, j)
-            offset += 1
+                # Windows without a key until the next run (or the end of the pass).
+                stop = run[0] if run is not None else count
+                if stop > offset:
+                    cover = press.extend_gap(amps[h + offset:h + stop])
+                    missing = press.gap + np.cumsum(1.0 - cover)
+                    over = np.flatnonzero(missing * (SUB_BLOCK_SECONDS * 1000) >= self.settings.bridge_ms)
+                    if over.size:
+                        end = offset + int(over[0])
+                        press.trim_to(self.count + end)
+                        found += self._end(stream, press, self.count + end)
+                        offset = end + 1
+                        continue
+                    press.gap = float(missing[-1])
+                    offset = stop
+            if run is None:
+                break
+            first, last, key, powers = run
+            row, col = divmod(key, 4)
+            press = self.presses[stream]
+            if press is not None and (press.row, press.col) != (row, col):
+                press.extend(amps[h + first:h + first + 1])  # as the window-by-window rule did
+                found += self._end(stream, press, self.count + first - 1)
+                press = None
+            if press is None:
+                j = self.count + first
+                # From one sub-block before the window (a ragged start) to its last one.
+                press = _Press(row, col, j, j - WINDOW_SUB_BLOCKS, [])
+                press.extend(amps[h + first - WINDOW_SUB_BLOCKS:h + first + 1])
+                press.add_windows(j, powers[:1])
+                self.presses[stream] = press
+                if last - first > 1:
+                    press.extend(amps[h + first + 1:h + last])
+                    press.add_windows(self.count + last - 1, powers[1:])
+            else:
+                press.extend(amps[h + first:h + last])
+                press.add_windows(self.count + last - 1, powers)
+            if self.record_tones:
+                self.tone_spans[stream].append((self.count + first - WINDOW_SUB_BLOCKS, self.count + last))
+            offset = last
+            run_index += 1
         return found
-
-    def _amps(self, z: np.ndarray, row: int, col: int) -> tuple[float, float]:
-        return abs(z[row]) * self.amp_scale, abs(z[4 + col]) * self.amp_scale
 
     def _check(self, streams: np.ndarray, offsets: np.ndarray, power: np.ndarray, total: np.ndarray,
                z_all: np.ndarray, s_all: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -382,14 +421,14 @@ class _Core:
         """Close ``press`` at sub-block ``j``; a key only if its tones lasted ``min_on_ms``."""
         self.presses[stream] = None
         last = min(j, press.last_hit + 1, press.first_sub + len(press.amps) - 1)
-        cover = [(k, press.coverage(k)) for k in range(press.first_sub, last + 1)]
-        on_ms = sum(c for _, c in cover) * SUB_BLOCK_SECONDS * 1000
+        cover = press.coverage()[:last - press.first_sub + 1]
+        on_ms = float(cover.sum()) * SUB_BLOCK_SECONDS * 1000
         if on_ms < self.settings.min_on_ms:
             return []
-        inside = [(k, c) for k, c in cover if c >= 0.15]
-        (k_start, c_start), (k_end, c_end) = inside[0], inside[-1]
-        start = int(round((k_start + 1 - c_start) * self.sub))
-        end = int(round((k_end + c_end) * self.sub))
+        inside = np.flatnonzero(cover >= 0.15)
+        k_start, k_end = int(inside[0]), int(inside[-1])
+        start = int(round((press.first_sub + k_start + 1 - cover[k_start]) * self.sub))
+        end = int(round((press.first_sub + k_end + cover[k_end]) * self.sub))
         p_low, p_high = press.power_low / press.windows, press.power_high / press.windows
         # Levels to 0.01 dB: below that, the last bits differ with how BLAS splits the work.
         return [KeyTone(press.key, start, end, self.rate,
