@@ -1,26 +1,31 @@
 """Streaming DTMF detection with numpy: ``DtmfDetector.feed(samples) -> list[KeyTone]``.
 
-How it decides (every figure is a :class:`DtmfSettings` field):
+How it decides (every threshold is a :class:`DtmfSettings` field):
 
-1. The audio is cut into 5 ms sub-blocks on a fixed grid from the stream's first sample
-   (so any chunking gives identical results). For each sub-block one matrix product gives
-   its DFT at the eight keypad frequencies, phase-referenced to absolute time, so the DFT
-   of any run of sub-blocks is a plain sum.
-2. Every 5 ms, a 20 ms window (four sub-blocks) is screened: the strongest tone of each
-   group, its power against the window's whole power, and level and twist, loosely.
-3. A window that passes is checked strictly. Each tone's true frequency comes from the
-   phase turn between the window's two 10 ms halves; it must lie within
-   ``frequency_tolerance`` of the key's (Q.24: accept ±1.5 % ±2 Hz, reject ±3.5 %). Levels
-   and twist are corrected for that offset. The two tones must carry ``min_purity`` of the
-   window's power: speech and noise spread theirs.
+1. The audio is cut into 5 ms sub-blocks on a fixed grid from the stream's first sample,
+   so any chunking gives identical results. One matrix product gives every sub-block's
+   DFT at the eight keypad frequencies (the single-bin DFTs of a Goertzel filter bank,
+   for many blocks at once); a 20 ms window's DFT is four of them, each turned by a
+   constant to its place in the window, summed.
+2. Every 5 ms a 20 ms window is screened, loosely: the strongest tone of each group, its
+   level, and its share of the window's power. Silence never gets this far: a chunk whose
+   energy could not hold a key costs one dot product.
+3. A window that passes is checked strictly, all candidates of all streams at once. Each
+   tone must be as strong in both 10 ms halves (Hann-windowed): a tone starting or
+   stopping inside the window, or gliding speech, is not steady. Its true frequency comes
+   from the phase turn between the halves (the turn between 5 ms sub-blocks resolves the
+   ambiguity); it must lie within ``frequency_tolerance`` of the key's (Q.24: accept
+   ±1.5 % ±2 Hz, reject ±3.5 %). Over the whole window, corrected for that offset, the
+   two tones must pass level and twist and carry ``min_purity`` of the window's power:
+   speech and noise spread theirs.
 4. A press is a run of such windows for one key. Its real extent comes from the two
-   tones' amplitudes in each 5 ms sub-block, as a fraction of the press's own level. That
-   gives the on-time (Q.24: accept 40 ms, reject 23 ms) and the length of a gap
-   (a ≤10 ms drop-out is bridged, a ≥40 ms pause separates two presses), whatever the level.
+   tones' amplitudes in each 5 ms sub-block against the press's own level: that gives the
+   on-time (Q.24: accept 40 ms, reject 23 ms) and the length of a gap (a 10 ms drop-out is
+   bridged, a 40 ms pause separates two presses), whatever the level.
 
-Several calls' streams can be fed together (``MultiStreamDtmfDetector``): the DFTs and the
-screening of all of them are one numpy operation. Rates other than 8 and 16 kHz are
-resampled to 8 kHz with soxr.
+Several calls' streams can be fed together (``MultiStreamDtmfDetector``): the DFTs, the
+screening and the strict check of all of them are single numpy operations. Rates other
+than 8 and 16 kHz are resampled to 8 kHz with soxr.
 """
 
 from __future__ import annotations
@@ -182,13 +187,14 @@ class _Core:
         self.amp_scale = 2.0 / self.sub
         self.min_power = dbm0_to_amplitude(settings.min_level_dbm0) ** 2 / 2
         # A window with a key holds at least 2 * min_power in its four sub-blocks, so one of
-        # them holds half that; a chunk whose sub-blocks all hold less (with a 6 dB margin)
-        # cannot start a key: silence and line noise cost one energy sum.
+        # them holds half that; a chunk whose whole energy is less (with a 6 dB margin)
+        # cannot hold a key: silence and line noise cost one dot product.
         self.quiet_energy = 0.25 * self.min_power * self.sub
         self.tolerance = settings.frequency_tolerance * freqs + settings.frequency_tolerance_hz
         self.min_pass = int(round(settings.analysis_ms / 1000 / SUB_BLOCK_SECONDS)) * self.sub
         self.flushing = False
-        # Per stream: the last HISTORY_SUB_BLOCKS sub-blocks of samples, their energies, the press.
+        # Per stream: samples not yet a whole sub-block, the last HISTORY_SUB_BLOCKS sub-blocks'
+        # samples (the next windows reach back into them), and the press being followed.
         self.leftover = np.zeros((streams, 0))
         self.history = np.zeros((streams, HISTORY_SUB_BLOCKS * self.sub))
         self.loud_until = -1  # last sub-block whose energy could belong to a key, any stream
