@@ -41,7 +41,7 @@ from .tones import FREQUENCIES, KEY_AT, power_to_dbm0, dbm0_to_amplitude
 NATIVE_RATES = (8000, 16000)
 SUB_BLOCK_SECONDS = 0.005
 WINDOW_SUB_BLOCKS = 4  # 20 ms
-PASS_SUB_BLOCKS = 400  # 2 s: how much of a long chunk is analysed at once
+PASS_SUB_BLOCKS = 1600  # 8 s: how much of a long chunk is analysed at once
 HISTORY_SUB_BLOCKS = 4  # sub-blocks kept from one feed to the next: a window and a ragged edge
 
 
@@ -208,18 +208,58 @@ class _Core:
 
     def feed(self, samples: np.ndarray) -> list[list[KeyTone]]:
         """``samples``: float64 array (streams, n). Returns the presses that ended, per stream."""
-        step = PASS_SUB_BLOCKS * self.sub
-        if samples.shape[1] <= step:
+        if samples.shape[1] <= PASS_SUB_BLOCKS * self.sub:
             return self._feed(samples)
-        # A long recording goes through in passes that fit the CPU's caches; results do not
-        # depend on where a chunk ends, so this changes nothing but the speed.
+        return self._feed_long(samples)
+
+    def _feed_long(self, samples: np.ndarray) -> list[list[KeyTone]]:
+        """A long recording: quiet stretches skipped at once, the rest in cache-sized passes.
+
+        Results do not depend on where a chunk ends, nor on skipping audio that cannot hold
+        a key (the same rule as the streaming gate), so this changes nothing but the speed.
+        """
         found: list[list[KeyTone]] = [[] for _ in range(self.streams)]
-        for start in range(0, samples.shape[1], step):
-            for stream, tones in enumerate(self._feed(samples[:, start:start + step])):
-                found[stream] += tones
+
+        def add(tones: list[list[KeyTone]]) -> None:
+            for stream, more in enumerate(tones):
+                found[stream] += more
+
+        if self.leftover.shape[1]:
+            samples = np.concatenate([self.leftover, samples], axis=1)
+            self.leftover = np.zeros((self.streams, 0))
+        sub = self.sub
+        count = samples.shape[1] // sub
+        blocks = samples[:, :count * sub].reshape(self.streams, count, sub)
+        loud = (np.einsum("sbn,sbn->sb", blocks, blocks) > self.quiet_energy).any(axis=0)
+        # Sub-blocks that matter: loud ones, and enough after each for the windows that still
+        # reach back to it and for a press to close (its bridge), with room to spare.
+        tail = WINDOW_SUB_BLOCKS + int(math.ceil(self.settings.bridge_ms / 1000 / SUB_BLOCK_SECONDS)) + 4
+        marks = np.zeros(count + tail + 1, dtype=np.int64)
+        starts = np.flatnonzero(loud)
+        np.add.at(marks, starts, 1)
+        np.add.at(marks, starts + tail, -1)
+        needed = np.cumsum(marks)[:count] > 0
+        # Where `needed` changes: the runs to analyse and the runs to skip. A quiet run
+        # shorter than half a second is analysed all the same: a pass costs more than that.
+        edges = [0, *(np.flatnonzero(np.diff(needed.astype(np.int8))) + 1).tolist(), count]
+        for first, last in zip(edges[:-1], edges[1:]):
+            if not needed[first] and last - first < 100:
+                needed[first:last] = True
+        edges = [0, *(np.flatnonzero(np.diff(needed.astype(np.int8))) + 1).tolist(), count]
+        for first, last in zip(edges[:-1], edges[1:]):
+            piece = samples[:, first * sub:last * sub]
+            if needed[first] or any(self.presses):
+                step = PASS_SUB_BLOCKS * sub
+                for start in range(0, piece.shape[1], step):
+                    add(self._feed(piece[:, start:start + step], whole=True))
+            else:
+                self._remember(piece, last - first)
+        rest = samples[:, count * sub:]
+        if rest.shape[1]:
+            add(self._feed(rest))
         return found
 
-    def _feed(self, samples: np.ndarray) -> list[list[KeyTone]]:
+    def _feed(self, samples: np.ndarray, whole: bool = False) -> list[list[KeyTone]]:
         if self.leftover.shape[1]:
             samples = np.concatenate([self.leftover, samples], axis=1)
         usable = samples.shape[1] // self.sub * self.sub
@@ -236,7 +276,7 @@ class _Core:
             # chunk ends: no key can be here. One dot product is all it costs.
             self._remember(fresh, count)
             return found
-        if usable < self.min_pass and not self.flushing:
+        if usable < self.min_pass and not (self.flushing or whole):
             # Sound is analysed in passes of at least `analysis_ms`: a 20 ms frame would
             # mostly pay numpy's per-call cost, and a key's report waits at most that long.
             self.leftover = samples

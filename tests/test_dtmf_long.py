@@ -1,0 +1,44 @@
+"""Long recordings: the batch path skips quiet stretches and analyses the rest in big passes.
+
+Whatever it skips, it must find exactly what the streaming path finds, keys at the edges
+of quiet stretches included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voicebot.dtmf import DtmfDetector, detect
+from voicebot.dtmf import generator
+
+
+def long_recording(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    parts, keys = [], ""
+    for _ in range(12):
+        # Quiet stretches of every length around the skip threshold, noise, keys.
+        parts.append(generator.white_noise(float(rng.uniform(0.05, 2.5)), -60.0, rng=rng))
+        burst = "".join(rng.choice(list("0123456789*#ABCD"), int(rng.integers(1, 5))))
+        signal, _ = generator.sequence(burst, on=float(rng.uniform(0.045, 0.12)), off=float(rng.uniform(0.045, 0.2)),
+                                       lead=0.0, tail=0.0, rng=rng, level_dbm0=float(rng.uniform(-25, -3)))
+        parts.append(generator.add_white_noise(signal, 25.0, rng))
+        keys += burst
+        parts.append(generator.white_noise(float(rng.uniform(0.5, 1.5)), -15.0, rng=rng))  # loud, not a key
+    return np.concatenate(parts), keys
+
+
+def streamed(signal: np.ndarray, frame: int) -> list:
+    detector = DtmfDetector(8000)
+    found = []
+    for start in range(0, len(signal), frame):
+        found += detector.feed(signal[start:start + frame])
+    return found + detector.flush()
+
+
+def test_batch_equals_streaming_on_a_long_recording() -> None:
+    rng = np.random.default_rng(42)
+    signal, keys = long_recording(rng)
+    assert len(signal) > 30 * 8000  # longer than one analysis pass of a long chunk
+    batch = detect(signal)
+    assert "".join(tone.key for tone in batch) == keys
+    assert batch == streamed(signal, 160)
+    assert batch == streamed(signal, 8000 * 7 + 13)  # long chunks that are not whole passes
