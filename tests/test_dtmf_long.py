@@ -42,3 +42,21 @@ def test_batch_equals_streaming_on_a_long_recording() -> None:
     assert "".join(tone.key for tone in batch) == keys
     assert batch == streamed(signal, 160)
     assert batch == streamed(signal, 8000 * 7 + 13)  # long chunks that are not whole passes
+
+
+def test_a_long_chunk_after_short_frames_takes_the_sound_held_for_a_pass() -> None:
+    rng = np.random.default_rng(43)
+    signal, keys = long_recording(rng)
+    detector = DtmfDetector(8000)
+    found = []
+    # 20 ms frames into the first burst of keys (some sound is held for the next pass)...
+    first_keys = detect(signal)[0]
+    split = first_keys.start_sample + 400
+    for start in range(0, split, 160):
+        found += detector.feed(signal[start:min(start + 160, split)])
+    assert detector._core.held  # the case under test: sound waiting for its pass
+    # ...then everything else at once, through the long-recording path.
+    found += detector.feed(signal[split:])
+    found += detector.flush()
+    assert found == detect(signal)
+    assert "".join(tone.key for tone in found) == keys

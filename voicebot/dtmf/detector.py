@@ -58,7 +58,7 @@ class DtmfSettings:
     min_steadiness: float = 0.7  # a tone's weaker 10 ms half of the window against its stronger one
     min_on_ms: float = 31.5  # accept 40 ms, reject 23 ms
     bridge_ms: float = 25.0  # a gap shorter than this inside a press is a drop-out (10 ms), longer a pause (40 ms)
-    analysis_ms: float = 80.0  # sound waits for this much before a pass (CPU against latency); silence never waits
+    analysis_ms: float = 100.0  # sound waits for this much before a pass (CPU against latency); silence never waits
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,8 @@ class _Core:
         self.quiet_energy = 0.25 * self.min_power * self.sub
         self.tolerance = settings.frequency_tolerance * freqs + settings.frequency_tolerance_hz
         self.min_pass = int(round(settings.analysis_ms / 1000 / SUB_BLOCK_SECONDS)) * self.sub
+        self.held: list[np.ndarray] = []  # sound gathered for the next pass
+        self.held_len = 0
         self.flushing = False
         # Per stream: samples not yet a whole sub-block, the last HISTORY_SUB_BLOCKS sub-blocks'
         # samples (the next windows reach back into them), and the press being followed.
@@ -224,8 +226,10 @@ class _Core:
             for stream, more in enumerate(tones):
                 found[stream] += more
 
-        if self.leftover.shape[1]:
-            samples = np.concatenate([self.leftover, samples], axis=1)
+        pending = self.held or ([self.leftover] if self.leftover.shape[1] else [])
+        if pending:
+            samples = np.concatenate([*pending, samples], axis=1)
+            self.held, self.held_len = [], 0
             self.leftover = np.zeros((self.streams, 0))
         sub = self.sub
         count = samples.shape[1] // sub
@@ -260,7 +264,15 @@ class _Core:
         return found
 
     def _feed(self, samples: np.ndarray, whole: bool = False) -> list[list[KeyTone]]:
-        if self.leftover.shape[1]:
+        if self.held:
+            # Sound is being gathered for a pass: keep the piece, join them all once, later.
+            self.held.append(samples)
+            self.held_len += samples.shape[1]
+            if self.held_len < self.min_pass and not (self.flushing or whole):
+                return [[] for _ in range(self.streams)]
+            samples = np.concatenate(self.held, axis=1)
+            self.held, self.held_len = [], 0
+        elif self.leftover.shape[1]:
             samples = np.concatenate([self.leftover, samples], axis=1)
         usable = samples.shape[1] // self.sub * self.sub
         found: list[list[KeyTone]] = [[] for _ in range(self.streams)]
@@ -279,7 +291,8 @@ class _Core:
         if usable < self.min_pass and not (self.flushing or whole):
             # Sound is analysed in passes of at least `analysis_ms`: a 20 ms frame would
             # mostly pay numpy's per-call cost, and a key's report waits at most that long.
-            self.leftover = samples
+            self.held, self.held_len = [samples], samples.shape[1]
+            self.leftover = np.zeros((self.streams, 0))
             return found
         h = HISTORY_SUB_BLOCKS
         s_all = np.concatenate([self.history, fresh], axis=1)
@@ -482,7 +495,7 @@ class _Core:
 
     def flush(self) -> list[list[KeyTone]]:
         """End of the streams: enough silence to close every open press."""
-        pad = (-self.leftover.shape[1]) % self.sub
+        pad = (-(self.held_len or self.leftover.shape[1])) % self.sub
         closing = int(math.ceil((self.settings.bridge_ms / 1000 + 0.03) * self.rate / self.sub)) * self.sub
         self.flushing = True
         try:
