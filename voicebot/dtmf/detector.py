@@ -97,7 +97,11 @@ class KeyTone:
 
 @dataclass
 class _Press:
-    """A press being followed in one stream (positions are sub-block numbers)."""
+    """A press being followed in one stream (positions are sub-block numbers).
+
+    Plain Python floats: a press is a few dozen sub-blocks, where numpy's per-call cost
+    would outweigh the arithmetic.
+    """
 
     row: int
     col: int
@@ -114,40 +118,28 @@ class _Press:
     def key(self) -> str:
         return KEY_AT[(self.row, self.col)]
 
-    def add_windows(self, last: int, powers: np.ndarray) -> None:
+    def add_windows(self, last: int, powers: list[tuple[float, float]]) -> None:
         """Windows that had this press's key, the last of them ending at sub-block ``last``."""
         self.last_hit = last
         self.windows += len(powers)
-        self.power_low += float(powers[:, 0].sum())
-        self.power_high += float(powers[:, 1].sum())
+        self.power_low += sum(p[0] for p in powers)
+        self.power_high += sum(p[1] for p in powers)
         # The press's own amplitudes: what each sub-block is measured against.
         self.refs = (math.sqrt(2 * self.power_low / self.windows), math.sqrt(2 * self.power_high / self.windows))
         self.gap = 0.0
 
-    def extend(self, amps: np.ndarray) -> None:
-        """The amplitudes of the next sub-blocks at this press's two frequencies."""
-        self.amps.extend(zip(amps[:, self.row].tolist(), amps[:, 4 + self.col].tolist()))
+    def extend(self, rows: list[list[float]]) -> None:
+        """The next sub-blocks, from their amplitudes at the eight frequencies."""
+        low, high = self.row, 4 + self.col
+        self.amps.extend((row[low], row[high]) for row in rows)
 
-    def extend_gap(self, amps: np.ndarray) -> np.ndarray:
-        """Extend by sub-blocks without a key; returns how much of each the tones still fill."""
-        self.extend(amps)
-        return _coverage(amps[:, self.row], amps[:, 4 + self.col], self.refs)
-
-    def trim_to(self, last: int) -> None:
-        """Forget sub-blocks after ``last`` (the press ended there)."""
-        del self.amps[last - self.first_sub + 1:]
-
-    def coverage(self) -> np.ndarray:
-        """How much of each of the press's sub-blocks its two tones fill."""
-        amps = np.array(self.amps).reshape(-1, 2)
-        return _coverage(amps[:, 0], amps[:, 1], self.refs)
-
-
-def _coverage(low: np.ndarray, high: np.ndarray, refs: tuple[float, float]) -> np.ndarray:
-    value = (low / refs[0] + high / refs[1]) / 2
-    # Inside a tone the measure wavers around 1 (leakage, noise); clipping it at 1 alone
-    # would bias every press short. A sub-block three-quarters full counts as full.
-    return np.where(value >= 0.75, 1.0, value)
+    def coverage(self, k: int) -> float:
+        """How much of sub-block ``k`` the press's two tones fill."""
+        low, high = self.amps[k - self.first_sub]
+        value = (low / self.refs[0] + high / self.refs[1]) / 2
+        # Inside a tone the measure wavers around 1 (leakage, noise); clipping it at 1 alone
+        # would bias every press short. A sub-block three-quarters full counts as full.
+        return 1.0 if value >= 0.75 else value
 
 
 class _Core:
@@ -361,17 +353,22 @@ class _Core:
 
         Windows with the same key one after another extend a press together; windows
         without a key add up the missing tone until ``bridge_ms`` ends the press. Only the
-        runs are visited in Python, not every 5 ms window.
+        runs and the gaps are visited, not every 5 ms window.
         """
         found: list[KeyTone] = []
         h = HISTORY_SUB_BLOCKS
-        amps = np.abs(z_all) * self.amp_scale  # (h + count, 8): each sub-block's tone amplitudes
-        # Runs of consecutive windows with one key: [start, end) positions in the hit arrays.
-        breaks = np.flatnonzero((np.diff(hit_offsets) != 1) | (np.diff(hit_keys) != 0)) + 1
-        starts = [0, *breaks.tolist()]
-        ends = [*breaks.tolist(), len(hit_offsets)]
-        runs = [(int(hit_offsets[a]), int(hit_offsets[b - 1]) + 1, int(hit_keys[a]), hit_powers[a:b])
-                for a, b in zip(starts, ends)] if len(hit_offsets) else []
+        rows = (np.abs(z_all) * self.amp_scale).tolist()  # each sub-block's tone amplitudes
+        offsets, keys, powers = hit_offsets.tolist(), hit_keys.tolist(), hit_powers.tolist()
+        # Runs of consecutive windows with one key: (first, last + 1, key, powers).
+        runs: list[tuple[int, int, int, list[tuple[float, float]]]] = []
+        for offset, key, power in zip(offsets, keys, powers):
+            if runs and runs[-1][1] == offset and runs[-1][2] == key:
+                first, _, _, run_powers = runs[-1]
+                run_powers.append(power)
+                runs[-1] = (first, offset + 1, key, run_powers)
+            else:
+                runs.append((offset, offset + 1, key, [power]))
+        bridge = self.settings.bridge_ms / (SUB_BLOCK_SECONDS * 1000)  # in sub-blocks
         offset = 0
         run_index = 0
         while True:
@@ -380,40 +377,34 @@ class _Core:
             if press is not None:
                 # Windows without a key until the next run (or the end of the pass).
                 stop = run[0] if run is not None else count
-                if stop > offset:
-                    cover = press.extend_gap(amps[h + offset:h + stop])
-                    missing = press.gap + np.cumsum(1.0 - cover)
-                    over = np.flatnonzero(missing * (SUB_BLOCK_SECONDS * 1000) >= self.settings.bridge_ms)
-                    if over.size:
-                        end = offset + int(over[0])
-                        press.trim_to(self.count + end)
-                        found += self._end(stream, press, self.count + end)
-                        offset = end + 1
-                        continue
-                    press.gap = float(missing[-1])
-                    offset = stop
+                ended = False
+                for at in range(offset, stop):
+                    j = self.count + at
+                    press.extend(rows[h + at:h + at + 1])
+                    press.gap += 1.0 - press.coverage(j)
+                    if press.gap >= bridge:
+                        found += self._end(stream, press, j)
+                        offset, ended = at + 1, True
+                        break
+                if ended:
+                    continue
+                offset = max(offset, stop)
             if run is None:
                 break
-            first, last, key, powers = run
+            first, last, key, run_powers = run
             row, col = divmod(key, 4)
-            press = self.presses[stream]
             if press is not None and (press.row, press.col) != (row, col):
-                press.extend(amps[h + first:h + first + 1])  # as the window-by-window rule did
                 found += self._end(stream, press, self.count + first - 1)
                 press = None
             if press is None:
                 j = self.count + first
                 # From one sub-block before the window (a ragged start) to its last one.
                 press = _Press(row, col, j, j - WINDOW_SUB_BLOCKS, [])
-                press.extend(amps[h + first - WINDOW_SUB_BLOCKS:h + first + 1])
-                press.add_windows(j, powers[:1])
+                press.extend(rows[h + first - WINDOW_SUB_BLOCKS:h + last])
                 self.presses[stream] = press
-                if last - first > 1:
-                    press.extend(amps[h + first + 1:h + last])
-                    press.add_windows(self.count + last - 1, powers[1:])
             else:
-                press.extend(amps[h + first:h + last])
-                press.add_windows(self.count + last - 1, powers)
+                press.extend(rows[h + first:h + last])
+            press.add_windows(self.count + last - 1, run_powers)
             if self.record_tones:
                 self.tone_spans[stream].append((self.count + first - WINDOW_SUB_BLOCKS, self.count + last))
             offset = last
@@ -480,12 +471,11 @@ class _Core:
         """Close ``press`` at sub-block ``j``; a key only if its tones lasted ``min_on_ms``."""
         self.presses[stream] = None
         last = min(j, press.last_hit + 1, press.first_sub + len(press.amps) - 1)
-        cover = press.coverage()[:last - press.first_sub + 1]
-        on_ms = float(cover.sum()) * SUB_BLOCK_SECONDS * 1000
-        if on_ms < self.settings.min_on_ms:
+        cover = [press.coverage(k) for k in range(press.first_sub, last + 1)]
+        if sum(cover) * SUB_BLOCK_SECONDS * 1000 < self.settings.min_on_ms:
             return []
-        inside = np.flatnonzero(cover >= 0.15)
-        k_start, k_end = int(inside[0]), int(inside[-1])
+        inside = [i for i, c in enumerate(cover) if c >= 0.15]
+        k_start, k_end = inside[0], inside[-1]
         start = int(round((press.first_sub + k_start + 1 - cover[k_start]) * self.sub))
         end = int(round((press.first_sub + k_end + cover[k_end]) * self.sub))
         p_low, p_high = press.power_low / press.windows, press.power_high / press.windows
