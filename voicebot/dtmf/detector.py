@@ -357,7 +357,10 @@ class _Core:
         """
         found: list[KeyTone] = []
         h = HISTORY_SUB_BLOCKS
-        rows = (np.abs(z_all) * self.amp_scale).tolist()  # each sub-block's tone amplitudes
+        def rows(first: int, last: int) -> list[list[float]]:
+            """Tone amplitudes of the pass's sub-blocks first..last-1 (offsets, may be negative)."""
+            return (np.abs(z_all[h + first:h + last]) * self.amp_scale).tolist()
+
         offsets, keys, powers = hit_offsets.tolist(), hit_keys.tolist(), hit_powers.tolist()
         # Runs of consecutive windows with one key: (first, last + 1, key, powers).
         runs: list[tuple[int, int, int, list[tuple[float, float]]]] = []
@@ -378,9 +381,10 @@ class _Core:
                 # Windows without a key until the next run (or the end of the pass).
                 stop = run[0] if run is not None else count
                 ended = False
-                for at in range(offset, stop):
+                gap_rows = rows(offset, stop) if stop > offset else []
+                for at, row_amps in enumerate(gap_rows, start=offset):
                     j = self.count + at
-                    press.extend(rows[h + at:h + at + 1])
+                    press.extend([row_amps])
                     press.gap += 1.0 - press.coverage(j)
                     if press.gap >= bridge:
                         found += self._end(stream, press, j)
@@ -400,10 +404,10 @@ class _Core:
                 j = self.count + first
                 # From one sub-block before the window (a ragged start) to its last one.
                 press = _Press(row, col, j, j - WINDOW_SUB_BLOCKS, [])
-                press.extend(rows[h + first - WINDOW_SUB_BLOCKS:h + last])
+                press.extend(rows(first - WINDOW_SUB_BLOCKS, last))
                 self.presses[stream] = press
             else:
-                press.extend(rows[h + first:h + last])
+                press.extend(rows(first, last))
             press.add_windows(self.count + last - 1, run_powers)
             if self.record_tones:
                 self.tone_spans[stream].append((self.count + first - WINDOW_SUB_BLOCKS, self.count + last))
@@ -425,8 +429,8 @@ class _Core:
         pick = np.arange(n)[:, None]
         # The window's samples as two 10 ms halves, each through a Hann-windowed DFT.
         first = h + offsets - WINDOW_SUB_BLOCKS + 1  # the window's first sub-block in z_all
-        index = (first * self.sub)[:, None] + np.arange(self.window_len)[None, :]
-        samples = s_all[streams[:, None], index].reshape(n, 2, self.half_len)
+        blocks = s_all.reshape(self.streams, -1, self.sub)
+        samples = blocks[streams[:, None], first[:, None] + np.arange(WINDOW_SUB_BLOCKS)].reshape(n, 2, self.half_len)
         halves = (samples @ self.half_basis).view(np.complex128)  # (n, 2, 8)
         halves = halves[pick[:, :, None], np.arange(2)[None, :, None], pair[:, None, :]]  # (n, 2, 2)
         amps = np.abs(halves)
