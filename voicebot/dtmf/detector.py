@@ -257,8 +257,9 @@ class _Core:
 
     def _feed(self, samples: np.ndarray, whole: bool = False) -> list[list[KeyTone]]:
         if self.held:
-            # Sound is being gathered for a pass: keep the piece, join them all once, later.
-            self.held.append(samples)
+            # Sound is being gathered for a pass: keep the piece (a copy: a sound card
+            # reuses its buffers), join them all once, later.
+            self.held.append(samples.copy())
             self.held_len += samples.shape[1]
             if self.held_len < self.min_pass and not (self.flushing or whole):
                 return [[] for _ in range(self.streams)]
@@ -269,9 +270,9 @@ class _Core:
         usable = samples.shape[1] // self.sub * self.sub
         found: list[list[KeyTone]] = [[] for _ in range(self.streams)]
         if not usable:
-            self.leftover = samples
+            self.leftover = samples.copy()
             return found
-        self.leftover = samples[:, usable:]
+        self.leftover = samples[:, usable:].copy()
         fresh = samples[:, :usable]
         count = usable // self.sub
         quiet = self.loud_until < self.count - WINDOW_SUB_BLOCKS + 1 and not any(self.presses)
@@ -283,7 +284,7 @@ class _Core:
         if usable < self.min_pass and not (self.flushing or whole):
             # Sound is analysed in passes of at least `analysis_ms`: a 20 ms frame would
             # mostly pay numpy's per-call cost, and a key's report waits at most that long.
-            self.held, self.held_len = [samples], samples.shape[1]
+            self.held, self.held_len = [samples.copy()], samples.shape[1]
             self.leftover = np.zeros((self.streams, 0))
             return found
         h = HISTORY_SUB_BLOCKS
@@ -357,6 +358,7 @@ class _Core:
         """
         found: list[KeyTone] = []
         h = HISTORY_SUB_BLOCKS
+
         def rows(first: int, last: int) -> list[list[float]]:
             """Tone amplitudes of the pass's sub-blocks first..last-1 (offsets, may be negative)."""
             return (np.abs(z_all[h + first:h + last]) * self.amp_scale).tolist()
