@@ -7,7 +7,7 @@ digital milliwatt), so a full-scale sample is 1.0 in float and 32767 in int16.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +108,3 @@ def white_noise(duration: float, level_dbm0: float, sample_rate: int = 8000,
 
 def to_int16(signal: np.ndarray) -> np.ndarray:
     return np.clip(np.round(signal * 32767), -32768, 32767).astype(np.int16)
-
-
-def concatenate(parts: Sequence[np.ndarray]) -> np.ndarray:
-    return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
