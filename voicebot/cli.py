@@ -167,11 +167,8 @@ def cmd_bank_show(args: argparse.Namespace, config: Config) -> int:
 
     with open_database(config.database) as db:
         customers = SqliteBank(db, config.codes, config.lockout, config.security).list_customers()
-    if args.json:
-        print(json.dumps(customers, ensure_ascii=False, indent=2))
-        return 0
-    if not customers:
-        print(f"No customers in {config.database}. Load the demo ones: voicebot bank seed")
+    if _printed_as_json_or_empty(args, customers,
+                                 f"No customers in {config.database}. Load the demo ones: voicebot bank seed"):
         return 0
     for c in customers:
         users = ", ".join(f"{ch}: {u['username']}{' (must change)' if u['must_change'] else ''}" for ch, u in c["users"].items())
@@ -206,16 +203,24 @@ def cmd_bank_unlock_card(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _printed_as_json_or_empty(args: argparse.Namespace, rows: list[dict[str, Any]], empty: str) -> bool:
+    """For a listing: print it as JSON (``--json``) or say there is nothing; true if done."""
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return True
+    if not rows:
+        print(empty)
+        return True
+    return False
+
+
 def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
     from .backends.sqlite import SqliteOutbox, open_database
 
     with open_database(config.database) as db:
         messages = SqliteOutbox(db).list_messages(args.last)
-    if args.json:
-        print(json.dumps(messages, ensure_ascii=False, indent=2))
+    if _printed_as_json_or_empty(args, messages, "The outbox is empty."):
         return 0
-    if not messages:
-        print("The outbox is empty.")
     for m in messages:
         subject = f" «{m['subject']}»" if m.get("subject") else ""
         print(f"{m['id']}  {m['created_at']}  {m['channel'].upper()} to {m['recipient']}{subject}  [{m['status']}]")
@@ -229,11 +234,8 @@ def cmd_calls(args: argparse.Namespace, config: Config) -> int:
 
     with open_database(config.database) as db:
         records = SqliteCallLog(db).recent(args.last)
-    if args.json:
-        print(json.dumps(records, ensure_ascii=False, indent=2))
+    if _printed_as_json_or_empty(args, records, "No calls yet."):
         return 0
-    if not records:
-        print("No calls yet.")
     for r in records:
         reason = f" ({r['outcome_reason']})" if r.get("outcome_reason") else ""
         print(f"{r['started_at']}  {r['call_id']}  {r.get('caller_id') or '-'} → {r.get('dialed') or '-'}  "

@@ -37,36 +37,28 @@ class DtmfMuter:
         """Audio in, the same amount of audio out (``delay`` samples later, tones silenced), keys found."""
         x = as_float(samples)
         tones = self._core.feed(x[None, :])[0]
-        sub = self._core.sub
-        for first, last in self._core.tone_spans[0]:
-            self._muted.append((max(first, 0) * sub, (last + 1) * sub))
-        self._core.tone_spans[0].clear()
         self._pending = np.concatenate([self._pending, x])
-        out = self._pending[:len(x)].copy()
-        start = self._pending_start
-        for first, last in self._muted:
-            lo, hi = max(first - start, 0), min(last - start, len(out))
-            if lo < hi:
-                out[lo:hi] = 0.0
-        self._pending = self._pending[len(x):]
-        self._pending_start += len(x)
-        # Ranges wholly passed on are done with.
-        self._muted = [(first, last) for first, last in self._muted if last > self._pending_start]
-        return out, tones
+        return self._pass_on(len(x)), tones
 
     def flush(self) -> tuple[np.ndarray, list[KeyTone]]:
         """The audio still held back (muted where needed) and any press open at the end."""
-        held = len(self._pending)
         closing = self._core.flush()[0]
+        return self._pass_on(len(self._pending)), closing
+
+    def _pass_on(self, amount: int) -> np.ndarray:
+        """The oldest ``amount`` held samples, silenced wherever a tone was heard."""
         sub = self._core.sub
         for first, last in self._core.tone_spans[0]:
             self._muted.append((max(first, 0) * sub, (last + 1) * sub))
         self._core.tone_spans[0].clear()
-        out = self._pending.copy()
+        out = self._pending[:amount].copy()
+        start = self._pending_start
         for first, last in self._muted:
-            lo, hi = max(first - self._pending_start, 0), min(last - self._pending_start, held)
+            lo, hi = max(first - start, 0), min(last - start, amount)
             if lo < hi:
                 out[lo:hi] = 0.0
-        self._pending = np.zeros(0)
-        self._pending_start += held
-        return out, closing
+        self._pending = self._pending[amount:]
+        self._pending_start += amount
+        # Ranges wholly passed on are done with.
+        self._muted = [(first, last) for first, last in self._muted if last > self._pending_start]
+        return out
