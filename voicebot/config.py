@@ -24,6 +24,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MENU = PACKAGE_DIR / "data" / "menu.yaml"
 # A clone keeps the Rasa-format training data at the top level, beside the package.
 DEFAULT_NLU_DATA = PACKAGE_DIR.parent / "nlu_data"
+# Vosk models live beside the package in a clone (`voicebot models download` puts them there).
+DEFAULT_MODELS_DIR = PACKAGE_DIR.parent / "models"
 ENV_PREFIX = "VOICEBOT__"
 
 
@@ -67,6 +69,24 @@ class Agent(_Section):
 class Nlu(_Section):
     data_dir: Path = Field(DEFAULT_NLU_DATA, description="folder of Rasa-format training data")
     min_confidence: float = Field(0.5, ge=0, le=1, description="speech below this confidence counts as no-match")
+    out_of_scope_threshold: float = Field(
+        0.45, ge=0, le=1, description="an intent guessed with less confidence than this is out of scope")
+
+
+class Speech(_Section):
+    enabled: bool = Field(True, description="false: the line is keys-only in every language")
+    models_dir: Path = Field(DEFAULT_MODELS_DIR, description="where `voicebot models download` unpacks models")
+    models: dict[str, Path] = Field(
+        default_factory=dict,
+        description="language -> Vosk model folder; a language not listed uses the manifest's model under models_dir",
+    )
+    end_silence_choice: float = Field(0.25, gt=0, le=3, description="seconds of silence that end a menu choice")
+    end_silence_digits: float = Field(0.3, gt=0, le=3, description="seconds of silence that end spoken digits")
+    end_silence_sentence: float = Field(0.6, gt=0, le=3, description="seconds of silence that end a free sentence")
+    max_utterance: float = Field(12.0, gt=1, le=60, description="seconds of speech after which the result is taken")
+    vad_aggressiveness: int = Field(2, ge=0, le=3, description="WebRTC VAD mode: 0 lets most sound in, 3 least")
+    min_voice: float = Field(0.12, gt=0, le=1, description="seconds of voice before speech counts as begun (not a click)")
+    decoder_threads: int = Field(2, ge=1, le=64, description="threads decoding speech for all calls (Vosk releases the GIL)")
 
 
 class Logging(_Section):
@@ -122,6 +142,7 @@ class Config(_Section):
     codes: Codes = Codes()
     agent: Agent = Agent()
     nlu: Nlu = Nlu()
+    speech: Speech = Speech()
     logging: Logging = Logging()
     security: Security = Security()
 

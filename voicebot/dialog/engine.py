@@ -22,6 +22,8 @@ short prompt, and after ``max_attempts`` failures the call goes to an agent.
 
 from __future__ import annotations
 
+import dataclasses
+
 import enum
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -548,8 +550,7 @@ class DialogEngine:
             return (len(u.entities) + (u.command is not None), u.language == self._language)
         best = max(understandings, key=weight)
         if node.any_language and weight(best)[0] > 0 and "language" not in best.entities:
-            best = Understanding(best.text, best.language, best.command,
-                                 {**best.entities, "language": best.language}, best.choice, best.digits, best.spelled)
+            best = dataclasses.replace(best, entities={**best.entities, "language": best.language})
         return best
 
     def _choose(self, node: MenuNode, option: Option) -> list[Command]:

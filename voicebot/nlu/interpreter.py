@@ -73,6 +73,8 @@ class Understanding:
 
     text: str  # normalised
     language: str
+    intent: str | None = None  # the classifier's intent (None: out of scope)
+    confidence: float = 0.0  # the classifier's confidence in `intent`
     command: UniversalCommand | None = None
     entities: Mapping[str, str] = field(default_factory=dict)
     choice: str | None = None  # a single key said as a word: "dos", "option two"
