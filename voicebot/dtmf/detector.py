@@ -196,6 +196,9 @@ class _Core:
         # samples (the next windows reach back into them), and the press being followed.
         self.leftover = np.zeros((streams, 0))
         self.history = np.zeros((streams, HISTORY_SUB_BLOCKS * self.sub))
+        # The history's DFTs and energies as the last pass left them (None after a skip).
+        self.history_z: np.ndarray | None = None
+        self.history_e: np.ndarray | None = None
         self.loud_until = -1  # last sub-block whose energy could belong to a key, any stream
         self.count = 0  # sub-blocks seen (the same for every stream)
         self.presses: list[_Press | None] = [None] * streams
@@ -302,7 +305,15 @@ class _Core:
         old_blocks = self.history.reshape(self.streams, h, self.sub)
         new_blocks = fresh.reshape(self.streams, count, self.sub)
         e_all = np.empty((self.streams, h + count))
-        np.einsum("sbn,sbn->sb", old_blocks, old_blocks, out=e_all[:, :h])
+        z_all = np.empty((self.streams, h + count, 8), dtype=np.complex128)
+        z_parts = z_all.view(np.float64)
+        if self.history_z is None or self.history_e is None:
+            np.einsum("sbn,sbn->sb", old_blocks, old_blocks, out=e_all[:, :h])
+            np.matmul(old_blocks, self.basis, out=z_parts[:, :h])
+            z_all[:, :h] *= self.rotation[(self.count - h) % PHASE_PERIOD:][:h]
+        else:
+            e_all[:, :h] = self.history_e
+            z_all[:, :h] = self.history_z
         if energies is None:
             np.einsum("sbn,sbn->sb", new_blocks, new_blocks, out=e_all[:, h:])
         else:  # known already (a pass of a long chunk)
@@ -314,10 +325,6 @@ class _Core:
         # Each sub-block's DFT on the common time base, and each window's tone powers, a
         # cache-sized segment at a time. The windows' sums keep a fixed order, so the result
         # does not depend on how audio was chunked.
-        z_all = np.empty((self.streams, h + count, 8), dtype=np.complex128)
-        z_parts = z_all.view(np.float64)
-        np.matmul(old_blocks, self.basis, out=z_parts[:, :h])
-        z_all[:, :h] *= self.rotation[(self.count - h) % PHASE_PERIOD:][:h]
         power = np.empty((self.streams, count, 8))
         for first in range(0, count, SEGMENT_SUB_BLOCKS):
             last = min(first + SEGMENT_SUB_BLOCKS, count)
@@ -351,15 +358,18 @@ class _Core:
             elif self.presses[stream] is not None:
                 empty = np.zeros(0, dtype=np.intp)
                 found[stream] = self._follow(stream, empty, empty, np.zeros((0, 2)), count, z_all[stream])
-        self._remember(fresh, count)
+        self._remember(fresh, count, z_all[:, -h:].copy(), e_all[:, -h:].copy())
         return found
 
-    def _remember(self, fresh: np.ndarray, count: int) -> None:
+    def _remember(self, fresh: np.ndarray, count: int,
+                  history_z: np.ndarray | None = None, history_e: np.ndarray | None = None) -> None:
+        """The last sub-blocks' samples (and, after a pass, their DFTs and energies) for the next pass."""
         keep = self.history.shape[1]
         if fresh.shape[1] >= keep:
             self.history = fresh[:, -keep:].copy()  # a copy: the caller may reuse its buffer
         else:
             self.history = np.concatenate([self.history[:, fresh.shape[1]:], fresh], axis=1)
+        self.history_z, self.history_e = history_z, history_e
         self.count += count
 
     def _screen(self, power: np.ndarray, total: np.ndarray) -> np.ndarray:
