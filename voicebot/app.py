@@ -125,5 +125,5 @@ def load_dialog(config: Config) -> tuple[Menu, TextInterpreter]:
     if problems:
         raise ConfigError([f"configuration: {p}" for p in problems])
     data_dir = Path(config.nlu.data_dir)
-    interpreter = TextInterpreter.from_folder(data_dir, config.languages)
+    interpreter = TextInterpreter.from_folder(data_dir, config.languages, config.nlu.out_of_scope_threshold)
     return menu, interpreter

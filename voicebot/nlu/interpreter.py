@@ -1,17 +1,26 @@
-"""The rule-based interpreter: text in one language -> :class:`Understanding`."""
+"""The interpreter: text in one language -> :class:`Understanding`.
+
+The intent comes from the classifier trained on ``nlu_data/`` (:mod:`.classifier`); entities
+from the phrases that data annotates, its synonyms and its lookups; numbers, spelled
+documents and a spoken key from the number-reading functions below. Typed and
+transcribed text take the same path.
+"""
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from text_to_num import alpha2digit
 
+from ..errors import ConfigError
 from ..menu.model import UniversalCommand
+from .classifier import DEFAULT_OUT_OF_SCOPE_THRESHOLD, IntentClassifier, IntentGuess, normalise
 from .rasa_data import TrainingData, load_training_data
+
+COMMAND_INTENTS = frozenset(command.value for command in UniversalCommand)
 
 SINGLE_DIGITS = {
     "es": {"cero": "0", "uno": "1", "una": "1", "un": "1", "dos": "2", "tres": "3", "cuatro": "4",
@@ -38,14 +47,6 @@ LETTER_NAMES = {
 MULTIWORD_LETTERS = {"es": {"i griega": "y", "uve doble": "w"}, "en": {"double u": "w"}}
 REPEATERS = {"en": {"double": 2, "triple": 3}, "es": {"doble": 2, "triple": 3}}
 _TOKEN_WITH_DIGITS = re.compile(r"^([a-z]?)(\d+)([a-z]?)$")
-
-
-def normalise(text: str) -> str:
-    """Lower case, no accents, no punctuation, single spaces: how phrases are compared."""
-    text = unicodedata.normalize("NFD", text.lower())
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
-    text = re.sub(r"[^a-z0-9]+", " ", text)
-    return " ".join(text.split())
 
 
 def find_phrase(tokens: list[str], phrase: list[str]) -> int:
@@ -87,33 +88,41 @@ class Understanding:
 
 
 class TextInterpreter:
-    def __init__(self, data: Mapping[str, TrainingData]) -> None:
+    """``understand(text, language) -> Understanding``, one classifier per language, trained when built."""
+
+    def __init__(
+        self,
+        data: Mapping[str, TrainingData],
+        out_of_scope_threshold: float = DEFAULT_OUT_OF_SCOPE_THRESHOLD,
+    ) -> None:
+        if not data:
+            raise ConfigError("no NLU training data: name at least one language")
+        self._classifiers: dict[str, IntentClassifier] = {}
         self._commands: dict[str, list[tuple[list[str], UniversalCommand]]] = {}
         self._entities: dict[str, list[tuple[list[str], str, str]]] = {}
         for lang, training in data.items():
-            commands = []
-            entities: dict[tuple[str, ...], tuple[str, str]] = {}
-            for example in training.examples:
-                if example.intent in UniversalCommand.__members__.values():
-                    commands.append((normalise(example.text).split(), UniversalCommand(example.intent)))
-                for span in example.entities:
-                    entities[tuple(normalise(span.text).split())] = (span.entity, span.value)
-            by_value = {value: entity for entity, value in entities.values()}
-            for phrase, value in training.synonyms.items():
-                if value in by_value:
-                    entities[tuple(normalise(phrase).split())] = (by_value[value], value)
+            self._classifiers[lang] = IntentClassifier.from_training_data(training, out_of_scope_threshold)
+            self._commands[lang] = [
+                (normalise(example.text).split(), UniversalCommand(example.intent))
+                for example in training.examples
+                if example.intent in COMMAND_INTENTS
+            ]
             # Longest phrases first, so "banca electronica" wins over "electronica".
-            self._commands[lang] = sorted(commands, key=lambda item: -len(item[0]))
             self._entities[lang] = sorted(
-                ((list(words), entity, value) for words, (entity, value) in entities.items() if words),
+                ((list(words), entity, value) for words, (entity, value) in _entity_phrases(training).items() if words),
                 key=lambda item: -len(item[0]),
             )
 
     @classmethod
-    def from_folder(cls, folder: str | Path, languages: Iterable[str]) -> "TextInterpreter":
+    def from_folder(
+        cls,
+        folder: str | Path,
+        languages: Iterable[str],
+        out_of_scope_threshold: float = DEFAULT_OUT_OF_SCOPE_THRESHOLD,
+    ) -> "TextInterpreter":
         """``folder/<lang>/*.yml`` for each language."""
         folder = Path(folder)
-        return cls({lang: load_training_data(folder / lang) for lang in languages})
+        return cls({lang: load_training_data(folder / lang) for lang in languages}, out_of_scope_threshold)
 
     @property
     def languages(self) -> list[str]:
@@ -124,12 +133,16 @@ class TextInterpreter:
         normal = normalise(text)
         tokens = normal.split()
         numeric = _numbers_to_digits(normal, lang)
+        choice = _single_choice(tokens, lang)
+        guess = self._classifiers[lang].classify(normal)
         return Understanding(
             text=normal,
             language=lang,
-            command=self._command(tokens, lang),
+            intent=guess.intent,
+            confidence=guess.confidence,
+            command=self._command(tokens, numeric, choice, guess, lang),
             entities=self._extract_entities(tokens, lang),
-            choice=_single_choice(tokens, lang),
+            choice=choice,
             digits="".join(ch for ch in numeric if ch.isdigit()),
             spelled=_spelled(numeric, lang),
         )
@@ -140,9 +153,25 @@ class TextInterpreter:
         found += [" ".join(words) for words, _, _ in self._entities.get(language, [])]
         return sorted(set(found))
 
-    def _command(self, tokens: list[str], lang: str) -> UniversalCommand | None:
-        for words, command in self._commands[lang]:
-            if find_phrase(tokens, words) >= 0:
+    def _command(
+        self, tokens: list[str], numeric: str, choice: str | None, guess: IntentGuess, lang: str
+    ) -> UniversalCommand | None:
+        """The universal command the caller asks for, if the words really ask for one.
+
+        A command acts at once (goodbye hangs up, agent transfers the call), so a guess the
+        model made from letters alone is not enough: it must also rest on a word that few
+        intents but this command use, or, when the model leans to the command without
+        reaching the threshold, one of the command's example phrases is in what was said.
+        """
+        if choice is not None or _only_numbers(numeric, lang):
+            return None  # "dos", "la opción tres", "cuatro cinco seis": an answer, never a command
+        if guess.best not in COMMAND_INTENTS:
+            return None
+        command = UniversalCommand(guess.best)
+        if guess.intent == guess.best and guess.evidence:
+            return command
+        for words, phrase_command in self._commands[lang]:
+            if phrase_command is command and find_phrase(tokens, words) >= 0:
                 return command
         return None
 
@@ -156,6 +185,34 @@ class TextInterpreter:
             taken[start:start + len(words)] = [True] * len(words)
             found[entity] = value
         return found
+
+
+def _entity_phrases(training: TrainingData) -> dict[tuple[str, ...], tuple[str, str]]:
+    """Normalised phrase -> (entity, value), from annotations, lookups and synonyms."""
+    phrases: dict[tuple[str, ...], tuple[str, str]] = {}
+    for example in training.examples:
+        for span in example.entities:
+            phrases[tuple(normalise(span.text).split())] = (span.entity, span.value)
+    for entity, entries in training.lookups.items():
+        for entry in entries:
+            # A lookup lists raw text, as Rasa's; a synonym gives it its value.
+            value = training.synonyms.get(entry.lower(), entry)
+            phrases.setdefault(tuple(normalise(entry).split()), (entity, value))
+    entity_of_value = {value: entity for entity, value in phrases.values()}
+    for phrase, value in training.synonyms.items():
+        if value in entity_of_value:
+            phrases.setdefault(tuple(normalise(phrase).split()), (entity_of_value[value], value))
+    return phrases
+
+
+def _only_numbers(numeric: str, lang: str) -> bool:
+    """Whether the words are nothing but digits, letters of a document and filler words."""
+    tokens = numeric.split()
+    fillers = CHOICE_FILLERS.get(lang, set())
+    letters = LETTER_NAMES.get(lang, {})
+    return any(_TOKEN_WITH_DIGITS.match(t) for t in tokens) and all(
+        _TOKEN_WITH_DIGITS.match(t) or t in letters or t in fillers for t in tokens
+    )
 
 
 def _single_choice(tokens: list[str], lang: str) -> str | None:
