@@ -68,6 +68,7 @@ class Expect(enum.StrEnum):
     CHOICE = "choice"  # one key / one option said
     DIGITS = "digits"  # an entry of min..max keys
     REPEAT_ONLY = "repeat_only"  # after a final message: only "repeat" is useful
+    YES_NO = "yes_no"  # confirming what was understood ("I understood 4 5 6 7, is that right?")
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,12 @@ class Listen:
     expect: Expect
     languages: tuple[str, ...]
     keys: tuple[str, ...] = ()  # keys that mean something here
-    phrases: tuple[str, ...] = ()  # what may be said here (a grammar for the recogniser)
+    # Per language, the menu's phrases for its options (the recogniser's grammar adds digits and commands).
+    phrases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     min_digits: int = 1
     max_digits: int = 1
     secret: bool = False  # input here is a secret: mask it in transcripts and recordings
+    letters: bool = False  # letters may be said too (a document number: NIE prefix, control letter)
 
 
 @dataclass(frozen=True)

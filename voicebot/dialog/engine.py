@@ -321,13 +321,13 @@ class DialogEngine:
         universal_keys = tuple(spec.key for spec in self.menu.universal.values() if spec.key)
         if isinstance(node, MenuNode):
             languages = tuple(self.settings.languages) if node.any_language else (self._language,)
-            phrases = sorted({p for option in node.options for lang in languages for p in option.say.get(lang, [])})
+            phrases = {lang: tuple(p for option in node.options for p in option.say.get(lang, [])) for lang in languages}
             return Listen(
                 node=self.node_name,
                 expect=Expect.CHOICE,
                 languages=languages,
                 keys=tuple(option.key for option in node.options) + universal_keys,
-                phrases=tuple(phrases),
+                phrases=phrases,
             )
         return Listen(
             node=self.node_name,
@@ -337,6 +337,7 @@ class DialogEngine:
             min_digits=node.min,
             max_digits=node.max,
             secret=node.mask is Mask.FULL,
+            letters=node.validate_as in ("nie", "document"),
         )
 
     def _message(self, node: MessageNode | TransferNode | EndNode, then: Callable[[], list[Command]]) -> list[Command]:
