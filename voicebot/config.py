@@ -71,6 +71,8 @@ class Nlu(_Section):
     min_confidence: float = Field(0.5, ge=0, le=1, description="speech below this confidence counts as no-match")
     out_of_scope_threshold: float = Field(
         0.45, ge=0, le=1, description="an intent guessed with less confidence than this is out of scope")
+    confirm_below: float = Field(
+        0.8, ge=0, le=1, description="spoken digits heard with less confidence than this are read back to confirm")
 
 
 class Speech(_Section):

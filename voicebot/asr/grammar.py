@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import yamlfile
 from ..config import PACKAGE_DIR, Speech
@@ -31,11 +31,11 @@ class SpeechWords(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    digits: tuple[str, ...]  # digits[0] means 0 ... in order, then variants (see digit_words)
+    digits: tuple[str, ...] = Field(min_length=10)  # 0 to 9 in order, then other words for a digit
     numbers: tuple[str, ...] = ()
     letters: tuple[str, ...] = ()
-    yes: tuple[str, ...] = ()
-    no: tuple[str, ...] = ()
+    affirm: tuple[str, ...] = ()  # yes (a YAML key `yes:` would read as true: hence the names)
+    deny: tuple[str, ...] = ()
     fillers: tuple[str, ...] = ()
 
 
@@ -89,7 +89,7 @@ class GrammarBuilder:
             if listen.letters:
                 phrases += words.letters
         elif listen.expect is Expect.YES_NO:
-            phrases += words.yes + words.no
+            phrases += words.affirm + words.deny
         return _unique(vosk_phrase(p) for p in phrases)
 
     def every_phrase(self, language: str, menu_phrases: Iterable[str] = ()) -> list[str]:
@@ -97,7 +97,7 @@ class GrammarBuilder:
         words = self.words.get(language)
         lists: list[str] = list(self.commands.get(language, ())) + list(menu_phrases)
         if words is not None:
-            lists += [*words.digits, *words.numbers, *words.letters, *words.yes, *words.no, *words.fillers]
+            lists += [*words.digits, *words.numbers, *words.letters, *words.affirm, *words.deny, *words.fillers]
         return _unique(vosk_phrase(p) for p in lists)
 
 

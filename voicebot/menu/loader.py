@@ -60,6 +60,12 @@ def successors(menu: Menu, name: str) -> Iterator[tuple[PathKey, str]]:
             yield ("exceeded",), node.exceeded
 
 
+# Shared texts the dialog engine speaks by name.
+REQUIRED_TEXTS = ("no_match", "no_input", "invalid_entry", "help", "at_start", "goodbye", "agent",
+                  "transfer_failed", "backend_error", "confirm_digits", "confirm_again", "wrong_count",
+                  "reenter", "secret_by_keys", "speech_unavailable")
+
+
 def _check(menu: Menu, known_actions: Iterable[str] | None) -> Iterator[tuple[PathKey, str]]:
     langs = list(menu.languages)
     for entry, target in menu.entry_points.items():
@@ -90,6 +96,9 @@ def _check_texts(menu: Menu, langs: list[str]) -> Iterator[tuple[PathKey, str]]:
 
     for key, texts in menu.texts.items():
         yield from missing(texts, ("texts", key), True)
+    for key in REQUIRED_TEXTS:
+        if key not in menu.texts:
+            yield ("texts",), f"the shared text {key!r} is missing (the dialog engine speaks it)"
     for name, node in menu.nodes.items():
         base = ("nodes", name)
         required = not isinstance(node, ActionNode)
