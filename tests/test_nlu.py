@@ -36,12 +36,60 @@ def test_spoken_digits(nlu: TextInterpreter, lang: str, text: str, digits: str) 
     assert nlu.understand(text, lang).digits == digits
 
 
+@pytest.mark.parametrize("lang,text,digits", [
+    ("es", "cuarenta y cinco sesenta y siete", "4567"),
+    ("es", "dos cincos", "55"),
+    ("es", "doble cinco uno dos", "5512"),
+    ("en", "double five", "55"),
+    ("en", "forty-five sixty-seven", "4567"),
+    ("en", "um, my pin is four five six seven", "4567"),
+])
+def test_grouped_and_repeated_digits(nlu: TextInterpreter, lang: str, text: str, digits: str) -> None:
+    heard = nlu.understand(text, lang)
+    assert (heard.digits, heard.digits_ambiguous, heard.number_words_not_understood) == (digits, False, 0)
+    assert heard.command is None
+
+
+@pytest.mark.parametrize("lang,text,digits,ambiguous,not_understood", [
+    ("es", "treinta cuatro", "34", True, 0),  # 34, or 3 0 4 said loosely?
+    ("es", "cuatro o cinco", "45", True, 0),
+    ("en", "oh four five six seven", "04567", True, 0),  # "oh" may be an interjection
+    ("en", "four five double", "45", False, 1),
+    ("es", "uno de mis hijos", "", False, 0),
+])
+def test_what_the_engine_needs_to_confirm_digits(
+    nlu: TextInterpreter, lang: str, text: str, digits: str, ambiguous: bool, not_understood: int
+) -> None:
+    heard = nlu.understand(text, lang)
+    assert (heard.digits, heard.digits_ambiguous, heard.number_words_not_understood) == (
+        digits, ambiguous, not_understood)
+
+
+def test_repr_hides_what_was_said(nlu: TextInterpreter) -> None:
+    heard = nlu.understand("equis uno dos tres cuatro cinco seis siete ele", "es")
+    assert heard.digits == "1234567" and heard.spelled == "X1234567L"
+    shown = repr(heard)
+    assert "1234567" not in shown and "equis" not in shown and "uno" not in shown
+    assert "digits='****'" in shown and "language='es'" in shown
+
+
+def test_a_language_without_spoken_numbers_is_a_config_error() -> None:
+    data = load_training_data(DEFAULT_NLU_DATA / "en")
+    with pytest.raises(ConfigError, match="'fr'.*known: en, es"):
+        TextInterpreter({"fr": data})
+
+
 @pytest.mark.parametrize("lang,text,kind,number", [
     ("es", "equis uno dos tres cuatro cinco seis siete ele", "nie", "X1234567L"),
     ("es", "i griega siete seis cinco cuatro tres dos uno", "nie", "Y7654321G"),
     ("es", "mi DNI es el 12345678 zeta", "dni", "12345678Z"),
     ("en", "ex one two three four five six seven el", "nie", "X1234567L"),
     ("en", "zed one two three four five six seven", "nie", "Z1234567R"),
+    ("es", "X1234567L", "nie", "X1234567L"),
+    ("es", "equis, uno dos tres, cuatro cinco seis siete, ele", "nie", "X1234567L"),
+    ("es", "equis doce treinta y cuatro cincuenta y seis siete", "nie", "X1234567L"),
+    ("es", "uno dos tres cuatro cinco seis seis seis uve doble", "dni", "12345666W"),
+    ("en", "one two three four five six six six double u", "dni", "12345666W"),
 ])
 def test_spelled_documents(nlu: TextInterpreter, lang: str, text: str, kind: str, number: str) -> None:
     assert Document.parse(kind, nlu.understand(text, lang).spelled).number == number
@@ -50,6 +98,7 @@ def test_spelled_documents(nlu: TextInterpreter, lang: str, text: str, kind: str
 @pytest.mark.parametrize("lang,text,choice", [
     ("es", "dos", "2"), ("es", "la opción tres", "3"), ("es", "el uno", "1"),
     ("en", "two", "2"), ("en", "option one", "1"), ("en", "press three please", "3"),
+    ("es", "la opción cuarenta", None), ("en", "oh", None),
     ("es", "quiero hablar con un operador", None), ("en", "one two", None),
 ])
 def test_spoken_menu_choice(nlu: TextInterpreter, lang: str, text: str, choice: str | None) -> None:

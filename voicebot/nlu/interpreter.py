@@ -1,39 +1,36 @@
 """The interpreter: text in one language -> :class:`Understanding`.
 
 The intent comes from the classifier trained on ``nlu_data/`` (:mod:`.classifier`); entities
-from the phrases that data annotates, its synonyms and its lookups; numbers, spelled
-documents and a spoken key from the number-reading functions below. Typed and
-transcribed text take the same path.
+from the phrases that data annotates, its synonyms and its lookups; digits from
+:func:`.numbers.read_digits_in_place`, and a spelled document from the same reading, whose
+numbers are then joined with the letter names around them. Typed and transcribed text take
+the same path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from text_to_num import alpha2digit
-
 from ..errors import ConfigError
+from ..masking import MASK
 from ..menu.model import UniversalCommand
 from .classifier import DEFAULT_OUT_OF_SCOPE_THRESHOLD, IntentClassifier, IntentGuess, normalise
+from .numbers import LANGUAGE_WORDS, read_digits_in_place
 from .rasa_data import TrainingData, load_training_data
 
 COMMAND_INTENTS = frozenset(command.value for command in UniversalCommand)
 
-SINGLE_DIGITS = {
-    "es": {"cero": "0", "uno": "1", "una": "1", "un": "1", "dos": "2", "tres": "3", "cuatro": "4",
-           "cinco": "5", "seis": "6", "siete": "7", "ocho": "8", "nueve": "9"},
-    "en": {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-           "six": "6", "seven": "7", "eight": "8", "nine": "9"},
-}
 # Words around a spoken menu choice: "la opción dos", "press two", "el número 3".
 CHOICE_FILLERS = {
     "es": {"la", "el", "opcion", "numero", "tecla", "pulso", "marco", "quiero", "de", "por", "favor", "pues", "eh"},
     "en": {"the", "option", "number", "press", "key", "i", "want", "choose", "please", "um", "uh"},
 }
-# Letter names a caller uses to spell a document (NIE prefix, control letter).
+# Letter names a caller uses to spell a document (NIE prefix, control letter); a letter
+# written alone ("12345678 z", "x1234567l") is itself.
 LETTER_NAMES = {
     "es": {"a": "A", "be": "B", "ce": "C", "de": "D", "e": "E", "efe": "F", "ge": "G", "hache": "H",
            "i": "I", "jota": "J", "ka": "K", "ele": "L", "eme": "M", "ene": "N", "o": "O", "pe": "P",
@@ -44,9 +41,8 @@ LETTER_NAMES = {
            "pee": "P", "cue": "Q", "ar": "R", "ess": "S", "tee": "T", "u": "U", "vee": "V", "ex": "X",
            "why": "Y", "zed": "Z", "zee": "Z", "x": "X", "y": "Y", "z": "Z"},
 }
+# Replaced by their letter before the numbers are read: "uve doble cinco" is W5, not 55.
 MULTIWORD_LETTERS = {"es": {"i griega": "y", "uve doble": "w"}, "en": {"double u": "w"}}
-REPEATERS = {"en": {"double": 2, "triple": 3}, "es": {"doble": 2, "triple": 3}}
-_TOKEN_WITH_DIGITS = re.compile(r"^([a-z]?)(\d+)([a-z]?)$")
 
 
 def find_phrase(tokens: list[str], phrase: list[str]) -> int:
@@ -68,9 +64,12 @@ def longest_match(tokens: list[str], phrases: Iterable[str]) -> int:
     return best
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Understanding:
-    """What one utterance means, as far as the engine cares."""
+    """What one utterance means, as far as the engine cares.
+
+    ``text``, ``digits`` and ``spelled`` may hold a PIN or a document: ``repr`` masks them.
+    """
 
     text: str  # normalised
     language: str
@@ -79,12 +78,31 @@ class Understanding:
     command: UniversalCommand | None = None
     entities: Mapping[str, str] = field(default_factory=dict)
     choice: str | None = None  # a single key said as a word: "dos", "option two"
-    digits: str = ""  # every digit said, in order: "4 5 6 7" -> "4567"
+    # Every digit said, in order, as numbers.read_digits reads them: "cuarenta y cinco
+    # sesenta y siete" -> "4567", "double five" -> "55", "dos cincos" -> "55".
+    digits: str = ""
+    # `digits` is one reading of several ("oh four five...", "treinta cuatro", "cuatro o
+    # cinco"; numbers.py's rules 4 and 5): read them back before acting on them.
+    digits_ambiguous: bool = False
+    # Number words that made no digit ("double" with nothing after it, "cincos" without a
+    # count): something was said that `digits` lacks, so confirm or ask again.
+    number_words_not_understood: int = 0
     spelled: str = ""  # digits and spelled letters: "equis 1234567 ele" -> "X1234567L"
 
     @property
     def tokens(self) -> list[str]:
         return self.text.split()
+
+    def __repr__(self) -> str:
+        # Masked at a fixed width, as the engine's records are: not even a PIN's length shows.
+        shown = []
+        for name in (f.name for f in dataclasses.fields(self)):
+            value = getattr(self, name)
+            shown.append(f"{name}={MASK if value and name in _MASKED_IN_REPR else value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+_MASKED_IN_REPR = frozenset({"text", "digits", "spelled"})
 
 
 class TextInterpreter:
@@ -102,6 +120,9 @@ class TextInterpreter:
         self._entities: dict[str, list[tuple[list[str], str, str]]] = {}
         for lang, training in data.items():
             self._classifiers[lang] = IntentClassifier.from_training_data(training, out_of_scope_threshold)
+            if lang not in LANGUAGE_WORDS:
+                known = ", ".join(sorted(LANGUAGE_WORDS))
+                raise ConfigError(f"NLU language {lang!r}: spoken numbers are not known in it (known: {known})")
             self._commands[lang] = [
                 (normalise(example.text).split(), UniversalCommand(example.intent))
                 for example in training.examples
@@ -132,7 +153,7 @@ class TextInterpreter:
         lang = language if language in self._commands else next(iter(self._commands))
         normal = normalise(text)
         tokens = normal.split()
-        numeric = _numbers_to_digits(normal, lang)
+        number, in_place = read_digits_in_place(_with_letters_joined(text, lang), lang)
         choice = _single_choice(tokens, lang)
         guess = self._classifiers[lang].classify(normal)
         return Understanding(
@@ -140,11 +161,13 @@ class TextInterpreter:
             language=lang,
             intent=guess.intent,
             confidence=guess.confidence,
-            command=self._command(tokens, numeric, choice, guess, lang),
+            command=self._command(tokens, in_place, choice, guess, lang),
             entities=self._extract_entities(tokens, lang),
             choice=choice,
-            digits="".join(ch for ch in numeric if ch.isdigit()),
-            spelled=_spelled(numeric, lang),
+            digits=number.digits,
+            digits_ambiguous=number.ambiguous,
+            number_words_not_understood=number.words_not_understood,
+            spelled=_spelled(in_place, lang),
         )
 
     def phrases(self, language: str) -> list[str]:
@@ -154,7 +177,7 @@ class TextInterpreter:
         return sorted(set(found))
 
     def _command(
-        self, tokens: list[str], numeric: str, choice: str | None, guess: IntentGuess, lang: str
+        self, tokens: list[str], in_place: list[str], choice: str | None, guess: IntentGuess, lang: str
     ) -> UniversalCommand | None:
         """The universal command the caller asks for, if the words really ask for one.
 
@@ -163,7 +186,7 @@ class TextInterpreter:
         intents but this command use, or, when the model leans to the command without
         reaching the threshold, one of the command's example phrases is in what was said.
         """
-        if choice is not None or _only_numbers(numeric, lang):
+        if choice is not None or _only_numbers(in_place, lang):
             return None  # "dos", "la opción tres", "cuatro cinco seis": an answer, never a command
         if guess.best not in COMMAND_INTENTS:
             return None
@@ -205,13 +228,25 @@ def _entity_phrases(training: TrainingData) -> dict[tuple[str, ...], tuple[str, 
     return phrases
 
 
-def _only_numbers(numeric: str, lang: str) -> bool:
+def _with_letters_joined(text: str, lang: str) -> str:
+    for phrase, letter in MULTIWORD_LETTERS.get(lang, {}).items():
+        pattern = r"\b" + r"\s+".join(phrase.split()) + r"\b"
+        text = re.sub(pattern, letter, text, flags=re.IGNORECASE)
+    return text
+
+
+def _letter(word: str, lang: str) -> str | None:
+    """The letter ``word`` names, if it names one."""
+    if len(word) == 1 and word.isalpha():
+        return word.upper()
+    return LETTER_NAMES.get(lang, {}).get(word)
+
+
+def _only_numbers(in_place: list[str], lang: str) -> bool:
     """Whether the words are nothing but digits, letters of a document and filler words."""
-    tokens = numeric.split()
     fillers = CHOICE_FILLERS.get(lang, set())
-    letters = LETTER_NAMES.get(lang, {})
-    return any(_TOKEN_WITH_DIGITS.match(t) for t in tokens) and all(
-        _TOKEN_WITH_DIGITS.match(t) or t in letters or t in fillers for t in tokens
+    return any(word.isdigit() for word in in_place) and all(
+        word.isdigit() or word in fillers or _letter(word, lang) for word in in_place
     )
 
 
@@ -222,40 +257,18 @@ def _single_choice(tokens: list[str], lang: str) -> str | None:
     word = rest[0]
     if len(word) == 1 and word.isdigit():
         return word
-    return SINGLE_DIGITS.get(lang, {}).get(word)
+    return LANGUAGE_WORDS[lang].digit_words.get(word)
 
 
-def _numbers_to_digits(normal: str, lang: str) -> str:
-    for phrase, letter in MULTIWORD_LETTERS.get(lang, {}).items():
-        normal = re.sub(rf"\b{phrase}\b", letter, normal)
-    try:
-        converted = alpha2digit(normal, lang, threshold=0)
-    except Exception:  # text2num refuses some odd inputs; plain words then stay words
-        converted = normal
-    tokens = converted.split()
-    out: list[str] = []
-    repeat = 1
-    for token in tokens:
-        if token in REPEATERS.get(lang, {}):
-            repeat = REPEATERS[lang][token]
-            continue
-        token = SINGLE_DIGITS.get(lang, {}).get(token, token) if token in ("oh",) else token
-        out.append(token * repeat if token.isdigit() and len(token) == 1 else token)
-        repeat = 1
-    return " ".join(out)
-
-
-def _spelled(numeric: str, lang: str) -> str:
+def _spelled(in_place: list[str], lang: str) -> str:
     """The longest run of digits and letter names, as one string: how a document is dictated."""
-    letters = LETTER_NAMES.get(lang, {})
     best, run, best_digits, run_digits = "", "", 0, 0
-    for token in numeric.split():
-        match = _TOKEN_WITH_DIGITS.match(token)
-        if match:
-            piece = (match[1] + match[2] + match[3]).upper()
-            run, run_digits = run + piece, run_digits + len(match[2])
-        elif token in letters:
-            run += letters[token]
+    for word in in_place:
+        letter = _letter(word, lang)
+        if word.isdigit():
+            run, run_digits = run + word, run_digits + len(word)
+        elif letter is not None:
+            run += letter
         else:
             run, run_digits = "", 0
             continue

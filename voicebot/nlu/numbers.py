@@ -2,7 +2,8 @@
 
 :func:`read_digits` turns one utterance into every digit said, in order, and counts what it
 could not use, so the dialog engine can decide to confirm or re-prompt. It never raises on
-what a caller says.
+what a caller says. :func:`read_digits_in_place` also gives the words with each number put in
+its place as digits, for the interpreter to read a spelled document from.
 
 ``text2num`` does the grouping of number words ("cuarenta y cinco sesenta y siete" -> 45 67,
 "nineteen eighty four" -> 19 84, "mil doscientos" -> 1200, "cero cuatro" -> 04). What it lacks
@@ -187,6 +188,16 @@ def read_digits(text: str, language: str) -> SpokenNumber:
 
     ``language`` is "es" or "en"; another is a :class:`~voicebot.errors.ConfigError`.
     """
+    return read_digits_in_place(text, language)[0]
+
+
+def read_digits_in_place(text: str, language: str) -> tuple[SpokenNumber, list[str]]:
+    """:func:`read_digits`, and the words said with each number read put in their place as digits.
+
+    "equis uno dos tres, ele" gives ``["equis", "123", "ele"]``: what a spelled document is
+    read from. Hesitations and pauses are left out; every other word stays as :func:`words_of`
+    spells it, numbers that made no digits ("double" alone) too.
+    """
     try:
         words = LANGUAGE_WORDS[language]
     except KeyError:
@@ -196,7 +207,7 @@ def read_digits(text: str, language: str) -> SpokenNumber:
     spoken = [token for token in tokens if token not in words.hesitations]
     reader = _Reader(words, language, spoken)
     reader.words_ignored += len(tokens) - len(spoken)
-    return reader.read()
+    return reader.read(), reader.in_place
 
 
 class _Kind(Enum):
@@ -241,6 +252,7 @@ class _Reader:
         self.spellings = list(tokens)  # what text2num is given: "a" before "hundred" is "one"
         self.kinds = [self._kind_alone(i) for i in range(len(tokens))]
         self.digits: list[str] = []
+        self.in_place: list[str] = []  # every word read, a number as its digits (see read_digits_in_place)
         self.words_used = 0
         self.words_ignored = 0
         self.words_not_understood = 0
@@ -382,7 +394,7 @@ class _Reader:
                 if self.run and self._neighbour(index, +1, across_pause=False) is None:
                     self.ambiguous = True  # "cuarenta y" and no more: cut short
                 self._flush_run()
-                self.words_ignored += 1
+                self._ignore(token)
         elif kind is _Kind.DIGITS:
             self._flush_run()
             self._say(token, words=1)
@@ -395,25 +407,25 @@ class _Reader:
             self._flush_run()
             repeated = self._single_digit_at(index + 1)
             if repeated is None:
-                self.words_not_understood += 1  # "double" with no digit after it
+                self._not_understood(token)  # "double" with no digit after it
                 return index + 1
             self._say(repeated * self.words.repeats[token], words=2)
             return index + 2
         elif kind is _Kind.PLURAL:
             self._flush_run()
-            self.words_not_understood += 1  # "cincos" with no count before it
+            self._not_understood(token)  # "cincos" with no count before it
         elif kind is _Kind.ALTERNATIVE:
             self._flush_run()
             before = self._neighbour(index, -1, across_pause=True)
             after = self._neighbour(index, +1, across_pause=True)
             if self._is_number(before, {}) and self._is_number(after, {}):
                 self.ambiguous = True  # "cuatro o cinco": the caller is unsure
-            self.words_ignored += 1
+            self._ignore(token)
         elif kind is _Kind.PAUSE:
             self._flush_run()
         else:
             self._flush_run()
-            self.words_ignored += 1
+            self._ignore(token)
         return index + 1
 
     def _single_digit_at(self, index: int) -> str | None:
@@ -429,7 +441,16 @@ class _Reader:
 
     def _say(self, digits: str, words: int) -> None:
         self.digits.append(digits)
+        self.in_place.append(digits)
         self.words_used += words
+
+    def _ignore(self, spelling: str, words: int = 1) -> None:
+        self.in_place.append(spelling)
+        self.words_ignored += words
+
+    def _not_understood(self, spelling: str, words: int = 1) -> None:
+        self.in_place.append(spelling)
+        self.words_not_understood += words
 
     def _flush_run(self) -> None:
         """Group the waiting number words with text2num."""
@@ -439,12 +460,21 @@ class _Reader:
         self.run = []
         found = find_numbers([_Word(self.words.text2num_spellings.get(s, s)) for s in spellings],
                              self.language, 0)
-        covered = [False] * len(spellings)
-        for occurrence in found:
-            if occurrence.is_ordinal or not occurrence.text.isdigit():
-                continue  # cannot come from cardinals alone; left to the count below
+        numbers = {occurrence.start: occurrence for occurrence in found
+                   # An ordinal or a non-digit cannot come from cardinals alone: left uncovered.
+                   if not occurrence.is_ordinal and occurrence.text.isdigit()}
+        position = 0
+        while position < len(spellings):  # in order, so that read_digits_in_place keeps it
+            occurrence = numbers.get(position)
+            if occurrence is None:
+                spelling, count = spellings[position], counts[position]
+                if spelling in self.words.connectors:
+                    self._ignore(spelling, count)  # "cuatro y cinco": an "and" between digits
+                else:
+                    self._not_understood(spelling, count)
+                position += 1
+                continue
             start, end = occurrence.start, occurrence.end
-            covered[start:end] = [True] * (end - start)
             self._say(occurrence.text, words=sum(counts[start:end]))
             said = spellings[start:end]
             if said[-1] in self.words.cut_short_endings:
@@ -452,13 +482,7 @@ class _Reader:
             for first, second in itertools.pairwise(said):
                 if first in self.words.tens_before_connector and second in self.words.digit_words:
                     self.ambiguous = True  # "treinta cuatro": 34, or 3 0 4 said loosely?
-        for spelling, count, was_covered in zip(spellings, counts, covered):
-            if was_covered:
-                continue
-            if spelling in self.words.connectors:
-                self.words_ignored += count  # "cuatro y cinco": an "and" between digits
-            else:
-                self.words_not_understood += count
+            position = max(end, position + 1)
 
     def _repair_compounds(self, spellings: list[str]) -> tuple[list[str], list[int]]:
         """Join "veinte cinco" and "diez y seis" into the one word text2num wants, marking them
