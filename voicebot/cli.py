@@ -123,6 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
     download.set_defaults(handler=cmd_models_download)
     models.set_defaults(handler=lambda _args, _config, parser=models: _usage(parser))
 
+    speech = sub.add_parser("speech", help="speech recognition: check the models against the line's phrases, "
+                                          "transcribe a file")
+    speech_sub = speech.add_subparsers(title="speech commands", metavar="COMMAND")
+    speech_check = speech_sub.add_parser("check", help="each language's model, and the grammar words it lacks")
+    speech_check.add_argument("--json", action="store_true")
+    speech_check.set_defaults(handler=cmd_speech_check)
+    transcribe = speech_sub.add_parser("transcribe", help="what the recogniser hears in a sound file")
+    transcribe.add_argument("file", help="the recording (WAV, FLAC, OGG; any rate; channel 0)")
+    transcribe.add_argument("--lang", default=None, help="language (default: the configuration's default)")
+    transcribe.add_argument("--expect", choices=["choice", "digits", "yes_no", "free"], default="free",
+                            help="the grammar in force: a menu's (main), digits, yes/no, or none (free speech)")
+    transcribe.add_argument("--json", action="store_true")
+    transcribe.set_defaults(handler=cmd_speech_transcribe)
+    speech.set_defaults(handler=lambda _args, _config, parser=speech: _usage(parser))
+
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(title="config commands", metavar="COMMAND")
     check = config_sub.add_parser("check", help="validate a configuration file, the menu and the NLU data")
@@ -265,6 +280,90 @@ def cmd_calls(args: argparse.Namespace, config: Config) -> int:
         print(f"      path: {' > '.join(r['path'])}")
         for item in r["inputs"]:
             print(f"      {item['node']}: {item['mode']} {item['value']}")
+    return 0
+
+
+def cmd_speech_check(args: argparse.Namespace, config: Config) -> int:
+    """Exit 0 when every language has a model that knows every word its grammars may hold."""
+    from .app import load_dialog
+    from .asr.speech import LineSpeech
+
+    menu, _ = load_dialog(config)
+    speech = LineSpeech.from_config(config, menu)
+    try:
+        reports = speech.vocabulary()
+    finally:
+        speech.close()
+    if args.json:
+        print(json.dumps([{"language": r.language, "model": str(r.model) if r.model else None, "problem": r.problem,
+                           "missing_words": list(r.missing_words), "ok": r.ok} for r in reports],
+                         ensure_ascii=False, indent=2))
+    else:
+        for report in reports:
+            if report.problem:
+                print(f"{report.language}: {report.problem}")
+            elif report.missing_words:
+                shown = ", ".join(report.missing_words[:20])
+                more = f" … and {len(report.missing_words) - 20} more" if len(report.missing_words) > 20 else ""
+                print(f"{report.language}: {report.model}: {len(report.missing_words)} words of the line's phrases "
+                      f"are not in this model's vocabulary (they are left out of its grammars): {shown}{more}")
+            else:
+                print(f"{report.language}: {report.model}: every grammar word is in the model's vocabulary")
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def cmd_speech_transcribe(args: argparse.Namespace, config: Config) -> int:
+    from .app import load_dialog
+    from .asr.recognizer import FinalTranscript
+    from .asr.speech import LineSpeech
+    from .dialog.commands import Expect, Listen
+    from .dtmf.files import AudioFileError, read_channel
+
+    language = args.lang or config.default_language
+    try:
+        samples, rate = read_channel(args.file, 0)
+    except AudioFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    menu, _ = load_dialog(config)
+    speech = LineSpeech.from_config(config, menu)
+    try:
+        recognizer = speech.new_recognizer(language, rate)
+        if recognizer is None:
+            print(f"error: {speech.problems().get(language, f'no speech model for {language!r}')}", file=sys.stderr)
+            return 1
+        grammar: list[str] | None = None
+        listen = Listen(node="main", expect=Expect.CHOICE, languages=(language,))
+        if args.expect == "choice":
+            main = menu.nodes.get("main")
+            options = getattr(main, "options", [])
+            listen = Listen(node="main", expect=Expect.CHOICE, languages=(language,),
+                            keys=tuple(o.key for o in options),
+                            phrases={language: tuple(p for o in options for p in o.say.get(language, []))})
+        elif args.expect == "digits":
+            listen = Listen(node="digits", expect=Expect.DIGITS, languages=(language,), letters=True)
+        elif args.expect == "yes_no":
+            listen = Listen(node="confirm", expect=Expect.YES_NO, languages=(language,))
+        if args.expect != "free":
+            grammar = speech.grammar(listen, language)
+        recognizer.listen(grammar, speech.end_silence(listen, grammar))
+        events = []
+        step = max(1, rate // 50)
+        for start in range(0, len(samples), step):
+            events += recognizer.feed(samples[start:start + step])
+        events += recognizer.flush()
+    finally:
+        speech.close()
+    finals = [e for e in events if isinstance(e, FinalTranscript)]
+    rows = [{"start": round(f.start_sample / rate, 3), "end": round(f.end_sample / rate, 3),
+             "text": f.transcript.text, "confidence": round(f.transcript.confidence, 3),
+             "unknown_words": f.transcript.unknown_words,
+             "alternatives": [a.text for a in f.transcript.alternatives]} for f in finals]
+    if _printed_as_json_or_empty(args, rows, f"{args.file}: no speech heard"):
+        return 0
+    for row in rows:
+        text = row["text"] or "(nothing the grammar allows)"
+        print(f"{row['start']:8.2f} s – {row['end']:8.2f} s  {text}  (confidence {row['confidence']:.2f})")
     return 0
 
 

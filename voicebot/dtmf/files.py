@@ -1,9 +1,12 @@
-"""Keys in a sound file: what ``voicebot dtmf FILE`` runs."""
+"""Sound files: keys found in one (what ``voicebot dtmf FILE`` runs), and reading one safely."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ..errors import VoicebotError
 from .detector import DtmfDetector, DtmfSettings, KeyTone
@@ -40,8 +43,9 @@ class FileKeys:
         }
 
 
-def keys_in_file(path: str | Path, channel: int = 0, settings: DtmfSettings | None = None) -> FileKeys:
-    """Every key in one channel of ``path`` (any format and rate libsndfile reads)."""
+def checked_info(path: str | Path, channel: int = 0) -> Any:
+    """soundfile's description of ``path``, after the checks every reader needs (a clear
+    ``AudioFileError`` for a missing, unreadable or empty file, or a missing channel)."""
     import soundfile
 
     path = Path(path)
@@ -55,6 +59,27 @@ def keys_in_file(path: str | Path, channel: int = 0, settings: DtmfSettings | No
         raise AudioFileError(f"{path}: the file holds no audio")
     if not 0 <= channel < info.channels:
         raise AudioFileError(f"{path}: there is no channel {channel} (the file has {info.channels}, numbered from 0)")
+    return info
+
+
+def read_channel(path: str | Path, channel: int = 0) -> tuple[np.ndarray, int]:
+    """One channel of a whole (short) recording as float samples, and its rate."""
+    import soundfile
+
+    info = checked_info(path, channel)
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        raise AudioFileError(f"{path}: the audio is not readable to its end ({_reason(exc)})") from None
+    return samples[:, channel], int(rate or info.samplerate)
+
+
+def keys_in_file(path: str | Path, channel: int = 0, settings: DtmfSettings | None = None) -> FileKeys:
+    """Every key in one channel of ``path`` (any format and rate libsndfile reads)."""
+    import soundfile
+
+    path = Path(path)
+    info = checked_info(path, channel)
     detector = DtmfDetector(info.samplerate, settings)
     tones: list[KeyTone] = []
     frames = 0
