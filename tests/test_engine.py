@@ -42,6 +42,7 @@ from voicebot.dialog import (
     Transfer,
     TransferFailed,
 )
+from voicebot.dialog.commands import Text
 from voicebot.errors import EngineError
 from voicebot.masking import MASK, Secret
 from voicebot.menu import load_menu
@@ -442,16 +443,6 @@ def test_the_fourth_card_digit_moves_on_to_the_pin(call: Call, es: Prompts) -> N
     assert call.keys(CARD[3]) == [CancelTimer(ANY), es.node("card_pin"), digits("card_pin", 4, 4, secret=True)]
 
 
-def test_speech_is_ignored_once_a_key_is_pressed_in_the_entry(call: Call) -> None:
-    at_operation_reference(call)
-    call.keys("1")
-    running = call.timer
-    assert call.say("dos tres cuatro cinco") == []
-    assert call.timer == running
-    assert call.keys("234#")[-1] == RunAction(ANY, "operation_unlock_code",
-                                              {"customer_id": "C001", "operation_reference": "1234"})
-
-
 def test_speech_fills_an_entry_when_no_key_was_pressed(call: Call) -> None:
     at_operation_reference(call)
     assert call.say("dos tres cuatro cinco") == [
@@ -845,3 +836,164 @@ def test_the_sms_key_is_forgotten_when_the_call_ends(call: Call) -> None:
     call.engine.slots["sms_key"] = Secret("123456")
     call.hangs_up()
     assert not any(isinstance(value, Secret) for value in call.engine.slots.values())
+
+
+# ---------------------------------------------------------------------- spoken digits read back, keys-only languages
+# Spoken digits the line is not sure of are read back and confirmed, or asked for again;
+# never a PIN. Keys and speech share an entry. A language with no speech model is keys-only.
+
+
+DOUBTFUL = 0.6  # above the no-match floor (0.5), below the read-back threshold (0.8)
+CONFIRM_KEYS = ("1", "2", "*", "#", "0")
+
+
+def played(commands: list) -> list[PlayPrompt]:
+    return [c for c in commands if isinstance(c, PlayPrompt)]
+
+
+def confirm_listen(node: str) -> Listen:
+    return Listen(node=node, expect=Expect.YES_NO, languages=("es",), keys=CONFIRM_KEYS)
+
+
+def run_reference(reference: str) -> RunAction:
+    return RunAction(ANY, "operation_unlock_code", {"customer_id": "C001", "operation_reference": reference})
+
+
+def test_doubtful_digits_are_read_back_and_a_yes_accepts_them(call: Call, es: Prompts) -> None:
+    at_operation_reference(call)
+    out = call.say("dos tres cuatro cinco", confidence=DOUBTFUL)
+    [prompt] = played(out)
+    assert prompt.prompt_id == "texts.confirm_digits"
+    assert SpokenDigits("2345") in prompt.segments
+    assert out[-1] == confirm_listen("operation_reference")
+    assert call.engine.record.inputs[-1]["value"] == "2345 (to confirm)"
+    call.prompt_ends()
+    assert call.say("sí")[-1] == run_reference("2345")
+    assert call.engine.record.inputs[-1] == {"node": "operation_reference", "mode": "speech", "value": "2345"}
+
+
+def test_a_no_asks_for_the_number_again(call: Call, es: Prompts) -> None:
+    at_operation_reference(call)
+    call.say("dos tres cuatro cinco", confidence=DOUBTFUL)
+    call.prompt_ends()
+    out = call.say("no")
+    [prompt] = played(out)
+    assert prompt.text.startswith(es.text("reenter"))
+    assert out[-1] == digits("operation_reference", 4, 16)
+    assert call.keys("9876#")[-1] == run_reference("9876")
+
+
+def test_keys_answer_the_confirmation_too(make_call: Callable[..., Call]) -> None:
+    yes, no = make_call(), make_call()
+    for call in (yes, no):
+        at_operation_reference(call)
+        call.say("dos tres cuatro cinco", confidence=DOUBTFUL)
+    assert yes.keys("1")[-1] == run_reference("2345")
+    assert no.keys("2")[-1] == digits("operation_reference", 4, 16)
+
+
+def test_star_repeats_the_read_back(call: Call) -> None:
+    at_operation_reference(call)
+    call.say("dos tres cuatro cinco", confidence=DOUBTFUL)
+    out = call.keys("*")
+    assert [p.prompt_id for p in played(out)] == ["texts.confirm_digits"]
+    assert call.keys("1")[-1] == run_reference("2345")
+
+
+def test_digits_said_again_instead_of_yes_replace_the_number(call: Call) -> None:
+    at_operation_reference(call)
+    call.say("dos tres cuatro cinco", confidence=DOUBTFUL)
+    assert call.say("dos tres cuatro seis")[-1] == run_reference("2346")
+
+
+def test_something_else_at_the_confirmation_asks_again_shortly(call: Call, es: Prompts) -> None:
+    at_operation_reference(call)
+    call.say("dos tres cuatro cinco", confidence=DOUBTFUL)
+    out = call.say("patata")
+    assert [p.prompt_id for p in played(out)] == ["texts.confirm_again"]
+    assert call.keys("1")[-1] == run_reference("2345")
+
+
+def test_confident_digits_are_not_read_back(call: Call) -> None:
+    at_operation_reference(call)
+    assert call.say("dos tres cuatro cinco", confidence=0.95) == [StopPrompt(), run_reference("2345")]
+
+
+def test_too_many_digits_are_read_back_with_the_length_needed(call: Call, es: Prompts) -> None:
+    call.start(language="es")
+    call.keys("111")  # user recovery, e-banking, DNI: the DNI number wants 8 digits
+    out = call.say("uno dos tres cuatro cinco seis siete ocho nueve")
+    [prompt] = played(out)
+    assert SpokenDigits("123456789") in prompt.segments
+    assert prompt.prompt_id == "dni_number.reprompt"
+    assert Text("texts.wrong_count.es.expected", "8") in prompt.segments  # "…y necesito 8 cifras"
+    assert call.engine.record.inputs[-1]["value"].endswith("(wrong length)")
+    assert call.engine.node_name == "dni_number"
+
+
+def test_a_doubtful_pin_is_never_read_back(call: Call, es: Prompts) -> None:
+    call.start(language="es")
+    call.keys("111" + DNI + CARD)
+    out = call.say("ocho seis cuatro dos", confidence=DOUBTFUL)
+    [prompt] = played(out)
+    assert prompt.text.startswith(es.text("secret_by_keys"))
+    assert not any(isinstance(s, SpokenDigits) for s in prompt.segments)
+    assert "8642" not in repr(out) and "8 6 4 2" not in prompt.text
+    assert call.engine.record.inputs[-1] == {"node": "card_pin", "mode": "speech", "value": MASK + " (not sure)"}
+    assert "pin" not in call.engine.slots
+
+
+def test_a_pin_of_the_wrong_length_is_asked_for_by_keys(call: Call, es: Prompts) -> None:
+    call.start(language="es")
+    call.keys("111" + DNI + CARD)
+    out = call.say("ocho seis cuatro dos uno")
+    [prompt] = played(out)
+    assert prompt.text.startswith(es.text("secret_by_keys"))
+    assert "86421" not in repr(out)
+
+
+def test_keys_then_speech_make_one_entry(call: Call) -> None:
+    at_operation_reference(call)
+    call.keys("12")
+    assert call.say("tres cuatro")[-1] == run_reference("1234")
+
+
+def test_speech_then_keys_make_one_entry(call: Call) -> None:
+    at_operation_reference(call)
+    out = call.say("cuatro cinco")  # fewer than the 4 a reference needs: the entry waits for more
+    assert out == [StopPrompt(), StartTimer(ANY, TimerKind.INTER_DIGIT, 3.0)]
+    assert call.keys("67#")[-1] == run_reference("4567")
+
+
+def test_a_mumble_while_keying_is_ignored(call: Call) -> None:
+    at_operation_reference(call)
+    call.keys("12")
+    running = call.timer
+    assert call.say("a ver") == []
+    assert call.timer == running
+    assert call.keys("34#")[-1] == run_reference("1234")
+
+
+def test_a_language_without_speech_is_told_once_to_use_the_keypad(make_call: Callable[..., Call],
+                                                                  en: Prompts) -> None:
+    call = make_call(EngineSettings(speech_languages=("es",)))
+    out = call.start(language="en")
+    [prompt] = played(out)
+    assert prompt.text.startswith(en.text("speech_unavailable"))
+    call.keys("1")
+    [second] = played(call.commands[len(out):])
+    assert en.text("speech_unavailable") not in second.text
+
+
+def test_a_language_with_speech_hears_no_notice(make_call: Callable[..., Call], es: Prompts) -> None:
+    call = make_call(EngineSettings(speech_languages=("es",)))
+    [prompt] = played(call.start(language="es"))
+    assert es.text("speech_unavailable") not in prompt.text
+
+
+def test_the_notice_waits_for_the_language_choice(make_call: Callable[..., Call], en: Prompts) -> None:
+    call = make_call(EngineSettings(speech_languages=("es",)))
+    [first] = played(call.start())
+    assert en.text("speech_unavailable") not in first.text
+    out = call.keys("2")
+    assert any(p.text.startswith(en.text("speech_unavailable")) for p in played(out))

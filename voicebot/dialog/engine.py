@@ -103,6 +103,9 @@ class EngineSettings:
     long_entry_first_input: float = 8.0
     max_attempts: int = 3
     min_confidence: float = 0.5
+    confirm_below: float = 0.8  # spoken digits heard with less confidence are read back (never a PIN)
+    # Languages whose speech the line can recognise; None: every one (text transports).
+    speech_languages: tuple[str, ...] | None = None
     languages: tuple[str, ...] = ("es", "en")
     default_language: str = "es"
     agent_phone: str = "950210191"
@@ -119,6 +122,7 @@ class EngineSettings:
             long_entry_first_input=config.timeouts.long_entry_first_input,
             max_attempts=config.retries.max_attempts,
             min_confidence=config.nlu.min_confidence,
+            confirm_below=config.nlu.confirm_below,
             languages=tuple(config.languages),
             default_language=config.default_language,
             agent_phone=config.agent.phone_number,
@@ -175,6 +179,8 @@ class DialogEngine:
         self._history: list[str] = []  # input nodes visited, for "back"
         self._entry: list[str] = []  # keys of the digit entry in progress
         self._entry_keyed = False
+        self._confirming: str | None = None  # spoken digits read back, awaiting yes or no
+        self._told_keys_only = False  # the caller heard that speech is unavailable in their language
         self._absorb_pound = False  # an entry just ended at its maximum length
         self._kept_keys: deque[Key] = deque()  # type-ahead kept while no input node listens
         self._play_id = 0
@@ -275,8 +281,7 @@ class DialogEngine:
         self.node_name = name
         self.record.path.append(name)
         self._attempts = 0
-        self._entry = []
-        self._entry_keyed = False
+        self._clear_entry()
         if isinstance(node, (MenuNode, DigitsNode)):
             if forward and (not self._history or self._history[-1] != name):
                 self._history.append(name)
@@ -312,10 +317,21 @@ class DialogEngine:
                 commands += self._on_key(self._kept_keys.popleft())
             return commands
         texts = getattr(node, which) or node.prompt
+        if self._keys_only_here(node):
+            self._told_keys_only = True
+            notice = self._render(self.menu.texts["speech_unavailable"], "texts.speech_unavailable")
+            prefix = _joined(notice, list(prefix))
         segments = _joined(list(prefix), self._render(texts, f"{self.node_name}.{which}"))
         play = self._play(f"{self.node_name}.{which}", segments, node.barge_in)
         self.phase = Phase.PLAYING
         return [play, listen]
+
+    def _keys_only_here(self, node: MenuNode | DigitsNode) -> bool:
+        """The caller's language has no speech recognition, and they have not been told yet."""
+        speech = self.settings.speech_languages
+        if speech is None or self._told_keys_only or self._language in speech:
+            return False
+        return not (isinstance(node, MenuNode) and node.any_language)  # told once the language is chosen
 
     def _listen_command(self, node: MenuNode | DigitsNode) -> Listen:
         universal_keys = tuple(spec.key for spec in self.menu.universal.values() if spec.key)
@@ -415,6 +431,8 @@ class DialogEngine:
         if isinstance(node, MenuNode):
             return commands + self._menu_key(node, key)
         assert isinstance(node, DigitsNode)
+        if self._confirming is not None:
+            return commands + self._confirm_key(node, key)
         return commands + self._digit_key(node, key)
 
     def _on_speech(self, event: SpeechRecognized) -> list[Command]:
@@ -429,16 +447,20 @@ class DialogEngine:
         if self.phase is Phase.PLAYING and not self._barge_in:
             return []
         node = self.menu.nodes[self.node_name]
-        if isinstance(node, DigitsNode) and self._entry_keyed:
-            return []  # the caller is keying this entry; what the microphone hears is not for it
-        commands = self._interrupt()
         if event.confidence < self.settings.min_confidence:
+            if isinstance(node, DigitsNode) and self._entry_keyed:
+                return []  # a mumble while the caller keys: not for this entry
+            commands = self._interrupt()
             self._record_input("speech", "(low confidence)")
+            if isinstance(node, DigitsNode) and node.mask is Mask.FULL:
+                return commands + self._failure("secret_by_keys")
             return commands + self._failure("no_match")
         if isinstance(node, MenuNode):
-            return commands + self._menu_speech(node, event.text)
+            return self._interrupt() + self._menu_speech(node, event.text)
         assert isinstance(node, DigitsNode)
-        return commands + self._digits_speech(node, event.text)
+        if self._confirming is not None:
+            return self._confirm_speech(node, event.text)
+        return self._digits_speech(node, event.text, event.confidence)
 
     def _on_timer(self, event: TimerExpired) -> list[Command]:
         if event.timer_id != self._timer:
@@ -620,7 +642,7 @@ class DialogEngine:
         commands = self._cancel_timer()
         if key == Key.STAR:
             self._record_input("key", "*")
-            self._entry, self._entry_keyed = [], False
+            self._clear_entry()
             return commands + self._start_input(node)
         if key == Key.POUND:
             entry = "".join(self._entry)
@@ -640,19 +662,96 @@ class DialogEngine:
             return commands + self._finish_entry(node, "".join(self._entry), "key")
         return commands + [self._start_timer(TimerKind.INTER_DIGIT, self.settings.inter_digit_timeout)]
 
-    def _digits_speech(self, node: DigitsNode, text: str) -> list[Command]:
+    def _digits_speech(self, node: DigitsNode, text: str, confidence: float) -> list[Command]:
         understanding = self.interpreter.understand(text, self._language)
-        value = understanding.spelled if node.validate_as else understanding.digits
+        said = understanding.spelled if node.validate_as else understanding.digits
         if understanding.command is not None and not understanding.digits:
             self._record_input("speech", understanding.text)
-            return self._universal(understanding.command)
-        if not value:
+            return self._interrupt() + self._universal(understanding.command)
+        if not said:
+            if self._entry_keyed:
+                return []  # the caller is keying this entry; what the microphone heard is not for it
             self._record_input("speech", "(no digits)" if node.mask is Mask.FULL else understanding.text)
-            return self._failure("no_match")
-        return self._finish_entry(node, value, "speech")
+            return self._interrupt() + self._failure("no_match")
+        commands = self._interrupt() + self._cancel_timer()
+        # Keys and speech may share one entry ("4 5" keyed, then "sesenta y siete" said).
+        value = "".join(self._entry) + said
+        count = sum(ch.isdigit() for ch in value)
+        if count < node.min and value.isdigit():
+            self._entry, self._entry_keyed = list(value), True
+            return commands + [self._start_timer(TimerKind.INTER_DIGIT, self.settings.inter_digit_timeout)]
+        # (A spoken NIE or passport carries letters: its own parser judges its length.)
+        wrong_count = value.isdigit() and count > node.max
+        doubtful = confidence < self.settings.confirm_below or _doubtful(understanding)
+        if node.mask is Mask.FULL:
+            if wrong_count or doubtful:
+                # A PIN is never read back: the caller is asked to key it, privately.
+                self._record_input("speech", MASK + " (not sure)")
+                return commands + self._failure("secret_by_keys")
+            return commands + self._finish_entry(node, value, "speech")
+        if wrong_count:
+            self._record_input("speech", self._masked(node, value) + " (wrong length)")
+            heard = {"heard": value, "expected": str(node.max)}
+            return commands + self._failure("wrong_count", values=heard)
+        if doubtful:
+            self._confirming = value
+            self._record_input("speech", self._masked(node, value) + " (to confirm)")
+            return commands + self._ask_to_confirm(node, "confirm_digits")
+        return commands + self._finish_entry(node, value, "speech")
+
+    def _ask_to_confirm(self, node: DigitsNode, texts_key: str) -> list[Command]:
+        assert self._confirming is not None
+        segments = self._render(self.menu.texts[texts_key], f"texts.{texts_key}", {"heard": self._confirming})
+        listen = Listen(node=self.node_name, expect=Expect.YES_NO, languages=(self._language,),
+                        keys=("1", "2", *(spec.key for spec in self.menu.universal.values() if spec.key)))
+        self.phase = Phase.PLAYING
+        return [self._play(f"texts.{texts_key}", segments, True), listen]
+
+    def _confirm_key(self, node: DigitsNode, key: Key) -> list[Command]:
+        commands = self._cancel_timer()
+        if key == Key.ONE:
+            return commands + self._confirmed(node, True)
+        if key == Key.TWO:
+            return commands + self._confirmed(node, False)
+        universal = self.menu.command_for_key(key.value)
+        if universal is UniversalCommand.REPEAT:
+            return commands + self._ask_to_confirm(node, "confirm_digits")
+        if universal is not None:
+            return commands + self._universal(universal)
+        self._attempts += 1
+        if self._attempts >= self.settings.max_attempts:
+            return commands + self._agent("no_match")
+        return commands + self._ask_to_confirm(node, "confirm_again")
+
+    def _confirm_speech(self, node: DigitsNode, text: str) -> list[Command]:
+        understanding = self.interpreter.understand(text, self._language)
+        commands = self._interrupt() + self._cancel_timer()
+        if understanding.intent in ("affirm", "deny"):
+            return commands + self._confirmed(node, understanding.intent == "affirm")
+        if understanding.command is UniversalCommand.REPEAT:
+            return commands + self._ask_to_confirm(node, "confirm_digits")
+        if understanding.command is not None:
+            return commands + self._universal(understanding.command)
+        if understanding.digits:
+            # Digits again instead of yes or no: the caller is correcting the number.
+            self._confirming = None
+            return commands + self._digits_speech(node, text, 1.0)
+        self._attempts += 1
+        if self._attempts >= self.settings.max_attempts:
+            return commands + self._agent("no_match")
+        return commands + self._ask_to_confirm(node, "confirm_again")
+
+    def _confirmed(self, node: DigitsNode, yes: bool) -> list[Command]:
+        value, self._confirming = self._confirming, None
+        assert value is not None
+        self._record_input("confirm", "yes" if yes else "no")
+        if yes:
+            return self._finish_entry(node, value, "speech")
+        self._clear_entry()
+        return self._start_input(node, prefix=self._render(self.menu.texts["reenter"], "texts.reenter"))
 
     def _finish_entry(self, node: DigitsNode, value: str, mode: str, allow_retry: bool = True) -> list[Command]:
-        self._entry, self._entry_keyed = [], False
+        self._clear_entry()
         digits = sum(ch.isdigit() for ch in value)
         # A spoken document may carry letters (the NIE's X, the control letter): its parser judges.
         valid = bool(node.validate_as) or node.min <= digits <= node.max
@@ -673,6 +772,9 @@ class DialogEngine:
         self.slots[node.slot] = Secret(value) if node.mask is Mask.FULL else stored
         return self._go(node.next)
 
+    def _clear_entry(self) -> None:
+        self._entry, self._entry_keyed, self._confirming = [], False, None
+
     def _masked(self, node: DigitsNode, value: str) -> str:
         if node.mask is Mask.FULL:
             return MASK  # fixed width: not even the length of a PIN is written down
@@ -682,25 +784,26 @@ class DialogEngine:
 
     # ------------------------------------------------------------------ failures, commands
 
-    def _failure(self, kind: str, invalid_texts: Mapping[str, str] | None = None) -> list[Command]:
+    def _failure(self, kind: str, invalid_texts: Mapping[str, str] | None = None,
+                 values: Mapping[str, str] | None = None) -> list[Command]:
         """A no-input, no-match or invalid entry: re-prompt shortly, or give up to an agent."""
         self._attempts += 1
         node = self.menu.nodes[self.node_name]
         assert isinstance(node, (MenuNode, DigitsNode))
         if self._attempts >= self.settings.max_attempts:
             return self._agent("no_input" if kind == "no_input" else "no_match")
-        self._entry, self._entry_keyed = [], False
+        self._clear_entry()
         if kind == "invalid" and invalid_texts:
             prefix = self._render(invalid_texts, f"{self.node_name}.invalid")
         else:
-            key = {"no_input": "no_input", "no_match": "no_match"}.get(kind, "invalid_entry")
-            prefix = self._render(self.menu.texts[key], f"texts.{key}")
+            key = kind if kind in ("no_input", "no_match", "wrong_count", "secret_by_keys") else "invalid_entry"
+            prefix = self._render(self.menu.texts[key], f"texts.{key}", values)
         return self._start_input(node, prefix=prefix, which="reprompt")
 
     def _universal(self, command: UniversalCommand) -> list[Command]:
         node = self.menu.nodes[self.node_name]
         assert isinstance(node, (MenuNode, DigitsNode))
-        self._entry, self._entry_keyed = [], False
+        self._clear_entry()
         if command is UniversalCommand.REPEAT:
             return self._start_input(node)
         if command is UniversalCommand.HELP:
@@ -780,7 +883,7 @@ class DialogEngine:
         value = self.slots.get(name)
         return None if isinstance(value, Secret) else value
 
-    def _render(self, texts: Mapping[str, str], key: str) -> list[Segment]:
+    def _render(self, texts: Mapping[str, str], key: str, values: Mapping[str, str] | None = None) -> list[Segment]:
         template = texts.get(self._language) or next(iter(texts.values()))
         segments: list[Segment] = []
         for literal, field_name, spec, _ in Formatter().parse(template):
@@ -788,7 +891,12 @@ class DialogEngine:
                 segments.append(Text(f"{key}.{self._language}", literal))
             if field_name is None:
                 continue
-            value = self.settings.agent_phone if field_name == "agent_phone" else self.slots.get(field_name, "")
+            if values is not None and field_name in values:
+                value: str | Secret = values[field_name]
+            elif field_name == "agent_phone":
+                value = self.settings.agent_phone
+            else:
+                value = self.slots.get(field_name, "")
             if spec == "digits":
                 segments.append(SpokenDigits(value))
             else:
@@ -839,6 +947,11 @@ class DialogEngine:
 
     def _record_input(self, mode: str, value: str) -> None:
         self.record.inputs.append({"node": self.node_name, "mode": mode, "value": value})
+
+
+def _doubtful(understanding: Understanding) -> bool:
+    """Numbers that can be read two ways, or number words that made no digits."""
+    return understanding.digits_ambiguous or understanding.number_words_not_understood > 0
 
 
 def _joined(*parts: list[Segment]) -> list[Segment]:
