@@ -86,3 +86,14 @@ def test_the_command_line_entry_point_runs(config_file: Path) -> None:
     if result.returncode not in (0, 1):
         pytest.fail(result.stderr)
     assert "es:" in result.stdout
+
+
+def test_a_model_folder_can_be_given_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "plain.yaml"
+    path.write_text(f"database: {tmp_path / 'v.sqlite3'}\nlogging: {{file: null}}\n"
+                    f"speech: {{models_dir: {tmp_path / 'models'}}}\n")
+    main(["--config", str(path), "--speech-model", f"en={KO_MODEL}", "speech", "check", "--json"])
+    reports = {r["language"]: r for r in json.loads(capsys.readouterr().out)}
+    assert reports["en"]["model"] == str(KO_MODEL) and reports["es"]["model"] is None
+    assert main(["--config", str(path), "--speech-model", "en", "speech", "check"]) == 2
+    assert "LANG=FOLDER" in capsys.readouterr().err

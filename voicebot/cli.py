@@ -24,6 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         config = load_config(args.config)
+        if args.speech_model:
+            config = _with_speech_models(config, args.speech_model)
         if args.handler is not cmd_config_check:
             from .logs import configure_logging
 
@@ -53,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"voicebot {__version__}")
     parser.add_argument("--config", metavar="FILE", help="configuration file (default: $VOICEBOT_CONFIG or built-in defaults)")
+    parser.add_argument("--speech-model", action="append", default=[], metavar="LANG=FOLDER",
+                        help="the Vosk model folder for a language (repeatable); beats speech.models in the "
+                             "configuration and VOICEBOT__SPEECH__MODELS__<LANG>")
     sub = parser.add_subparsers(title="subcommands", metavar="COMMAND")
 
     run = sub.add_parser("run", help="the line's main job: set up on first start, then take calls (console today)")
@@ -238,6 +243,16 @@ def cmd_bank_unlock_card(args: argparse.Namespace, config: Config) -> int:
     line.bank.unlock_card(customer_id, args.last4)
     print(f"Card of {customer_id} unlocked for the phone channel")
     return 0
+
+
+def _with_speech_models(config: Config, pairs: Sequence[str]) -> Config:
+    models = dict(config.speech.models)
+    for pair in pairs:
+        language, sep, folder = pair.partition("=")
+        if not sep or not language.strip() or not folder.strip():
+            raise ConfigError(f"--speech-model takes LANG=FOLDER (e.g. es=models/vosk-model-small-es-0.42), not {pair!r}")
+        models[language.strip().lower()] = Path(folder.strip()).expanduser()
+    return config.model_copy(update={"speech": config.speech.model_copy(update={"models": models})})
 
 
 def _printed_as_json_or_empty(args: argparse.Namespace, rows: list[dict[str, Any]], empty: str) -> bool:
