@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.config import load_config
+from voicebot.config import Config, load_config
 from voicebot.errors import ConfigError
 
 
@@ -134,3 +134,14 @@ def test_chat_from_a_pipe_ends_cleanly_on_end_of_input(cli_config: Path) -> None
 def test_bad_config_file_is_a_clear_error() -> None:
     run = voicebot("--config", "/nonexistent/voicebot.yaml", "calls")
     assert run.returncode == 2 and "/nonexistent/voicebot.yaml: file not found" in run.stderr
+
+
+def test_a_menu_option_with_an_intent_the_nlu_data_lacks_is_refused(tmp_path: Path) -> None:
+    from voicebot.app import load_dialog
+    from voicebot.config import DEFAULT_MENU
+
+    menu = tmp_path / "menu.yaml"
+    menu.write_text(DEFAULT_MENU.read_text().replace("intent: sms_key", "intent: sms_keyy", 1))
+    config = Config.model_validate({"menu": str(menu)})
+    with pytest.raises(ConfigError, match="intent 'sms_keyy' is not an intent of the training data"):
+        load_dialog(config)

@@ -997,3 +997,27 @@ def test_the_notice_waits_for_the_language_choice(make_call: Callable[..., Call]
     assert en.text("speech_unavailable") not in first.text
     out = call.keys("2")
     assert any(p.text.startswith(en.text("speech_unavailable")) for p in played(out))
+
+
+# ---------------------------------------------------------------------- a menu choice in the caller's own words
+
+
+@pytest.mark.parametrize(("lang", "said", "then"), [
+    ("es", "no me acuerdo de mi nombre de usuario", "user_channel"),
+    ("es", "tengo una transferencia parada que no puedo terminar", "identify_caller"),
+    ("en", "i can't remember my login name", "user_channel"),
+])
+def test_a_paraphrase_picks_the_option_of_its_intent(make_call: Callable[..., Call], lang: str, said: str,
+                                                     then: str) -> None:
+    call = make_call()
+    call.start(language=lang)
+    call.prompt_ends()
+    call.say(said)
+    assert call.engine.node_name == then
+
+
+def test_an_out_of_scope_sentence_at_a_menu_is_a_no_match(call: Call, es: Prompts) -> None:
+    call.start(language="es")
+    call.prompt_ends()
+    out = call.say("quiero pedir una hipoteca para un piso")
+    assert es.reprompt("main", after="no_match") in out

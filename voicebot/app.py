@@ -126,4 +126,11 @@ def load_dialog(config: Config) -> tuple[Menu, TextInterpreter]:
         raise ConfigError([f"configuration: {p}" for p in problems])
     data_dir = Path(config.nlu.data_dir)
     interpreter = TextInterpreter.from_folder(data_dir, config.languages, config.nlu.out_of_scope_threshold)
+    unknown = [f"{config.menu}: nodes.{name}: option {option.key}: intent {option.intent!r} is not an intent of "
+               f"the training data in {data_dir}/{lang}"
+               for name, node in menu.nodes.items() for option in getattr(node, "options", [])
+               for lang in config.languages
+               if option.intent is not None and option.intent not in interpreter.intents(lang)]
+    if unknown:
+        raise ConfigError(unknown)
     return menu, interpreter

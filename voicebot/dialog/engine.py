@@ -563,6 +563,10 @@ class DialogEngine:
                 return self._choose(node, candidates[0])
         if primary.command is not None:
             return self._universal(primary.command)
+        # In the caller's own words ("no me acuerdo de mi nombre de usuario"): the classifier's intent.
+        by_intent = [option for option in node.options if primary.intent and option.intent == primary.intent]
+        if len(by_intent) == 1:
+            return self._choose(node, by_intent[0])
         return self._failure("no_match")
 
     def _primary_understanding(self, understandings: list[Understanding], node: MenuNode) -> Understanding:

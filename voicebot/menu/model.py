@@ -76,6 +76,7 @@ class _Prompted(_Model):
 class Option(_Model):
     key: str = Field(pattern=r"^[0-9]$")
     say: Phrases = Field(default_factory=dict)
+    intent: str | None = Field(None, description="the NLU intent (nlu_data/) that picks this option when no phrase does")
     set: dict[str, str] = Field(default_factory=dict)
     next: Next
 

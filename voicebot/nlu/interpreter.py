@@ -170,6 +170,11 @@ class TextInterpreter:
             spelled=_spelled(in_place, lang),
         )
 
+    def intents(self, language: str) -> tuple[str, ...]:
+        """The intents the classifier of ``language`` knows (empty for an unknown language)."""
+        classifier = self._classifiers.get(language)
+        return classifier.intents if classifier else ()
+
     def phrases(self, language: str) -> list[str]:
         """Every command and entity phrase known in ``language`` (for grammars and checks)."""
         found = [" ".join(words) for words, _ in self._commands.get(language, [])]
