@@ -97,3 +97,25 @@ def test_a_model_folder_can_be_given_on_the_command_line(tmp_path: Path, capsys:
     assert reports["en"]["model"] == str(KO_MODEL) and reports["es"]["model"] is None
     assert main(["--config", str(path), "--speech-model", "en", "speech", "check"]) == 2
     assert "LANG=FOLDER" in capsys.readouterr().err
+
+
+def test_a_front_starting_logs_each_language_s_speech_once(config_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from voicebot.app import load_dialog
+    from voicebot.asr.speech import LineSpeech
+    from voicebot.config import load_config
+
+    config = load_config(config_file)
+    menu, _ = load_dialog(config)
+    speech = LineSpeech.from_config(config, menu)
+    try:
+        with caplog.at_level(logging.INFO, logger="voicebot.asr.speech"):
+            reports = speech.start()
+    finally:
+        speech.close()
+    assert [r.language for r in reports] == ["es", "en"]
+    assert speech.speech_languages() == ("es",)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("es:" in m and "left out of its grammars" in m for m in messages)
+    assert any("voicebot models download en" in m for m in messages)

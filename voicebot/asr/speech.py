@@ -7,6 +7,7 @@ and ``problems`` says why and how to fix it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from .models import missing_model_message, model_path
 from .recognizer import DecoderPool, RecognizerSettings, VoskRecognizer
 from .speech_model import SpeechModels
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VocabularyReport:
@@ -122,6 +124,21 @@ class LineSpeech:
                 continue
             phrases = self.grammars.every_phrase(lang, self.menu_phrases(lang))
             reports.append(VocabularyReport(lang, model.path, None, tuple(model.missing_words(phrases))))
+        return reports
+
+    def start(self) -> list[VocabularyReport]:
+        """At a front's start-up: load every model now (not in the first caller's face), and
+        log what each lacks, once."""
+        reports = self.vocabulary()
+        for report in reports:
+            if report.problem:
+                log.warning("speech: %s", report.problem)
+            elif report.missing_words:
+                log.warning("speech: %s: %d words of the line's phrases are not in %s and are left out of its "
+                            "grammars: %s", report.language, len(report.missing_words), report.model,
+                            ", ".join(report.missing_words))
+            else:
+                log.info("speech: %s: %s loaded; every grammar word is in its vocabulary", report.language, report.model)
         return reports
 
     def close(self) -> None:
