@@ -97,8 +97,21 @@ def test_very_different_words_are_told_apart_with_a_grammar(model: SpeechModel, 
     for final in finals(events):
         assert all(0.0 <= w.confidence <= 1.0 for w in final.transcript.words)
         assert final.transcript.confidence > 0.5
-        assert final.transcript.alternatives, "a grammar gives an n-best list"
     assert sum(isinstance(e, SpeechStarted) for e in events) == 3
+
+
+def test_a_doubtful_result_comes_with_its_n_best_list(model: SpeechModel, pool: DecoderPool,
+                                                      three_answers: np.ndarray) -> None:
+    sure = VoskRecognizer(model, pool, RATE, RecognizerSettings(alternatives_below=0.0))
+    doubtful = VoskRecognizer(model, pool, RATE, RecognizerSettings(alternatives_below=1.01))
+    for recognizer in (sure, doubtful):
+        recognizer.listen(CHOICES, end_silence=0.3)
+    assert all(f.transcript.alternatives == () for f in finals(run(sure, three_answers)))
+    for final in finals(run(doubtful, three_answers)):
+        best = final.transcript.alternatives
+        assert 1 <= len(best) <= 3
+        assert best[0].text == final.transcript.text  # the same decoding, again, for its n-best list
+        assert all(set(a.text.split()) <= set(CHOICES) for a in best)
 
 
 def test_every_word_heard_is_in_the_grammar(model: SpeechModel, pool: DecoderPool) -> None:

@@ -11,6 +11,7 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import VoicebotError
 
@@ -80,7 +81,8 @@ class SpeechModel:
         return json.dumps(usable, ensure_ascii=False)
 
     def new_recognizer(self, sample_rate: int, grammar: Sequence[str] | None = None, words: bool = True,
-                       alternatives: int = 0) -> object:
+                       alternatives: int = 0) -> Any:
+        """A ``vosk.KaldiRecognizer`` (typed loosely: vosk ships no type information)."""
         import vosk
 
         if grammar is None:
