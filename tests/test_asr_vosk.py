@@ -102,8 +102,8 @@ def test_very_different_words_are_told_apart_with_a_grammar(model: SpeechModel, 
 
 def test_a_doubtful_result_comes_with_its_n_best_list(model: SpeechModel, pool: DecoderPool,
                                                       three_answers: np.ndarray) -> None:
-    sure = VoskRecognizer(model, pool, RATE, RecognizerSettings(alternatives_below=0.0))
-    doubtful = VoskRecognizer(model, pool, RATE, RecognizerSettings(alternatives_below=1.01))
+    sure = VoskRecognizer(model, pool, RATE, RecognizerSettings(alternatives=3, alternatives_below=0.0))
+    doubtful = VoskRecognizer(model, pool, RATE, RecognizerSettings(alternatives=3, alternatives_below=1.01))
     for recognizer in (sure, doubtful):
         recognizer.listen(CHOICES, end_silence=0.3)
     assert all(f.transcript.alternatives == () for f in finals(run(sure, three_answers)))
@@ -259,7 +259,7 @@ def test_a_result_arriving_after_the_line_stopped_listening_is_dropped(model: Sp
 
 
 def test_free_speech_without_a_grammar(model: SpeechModel, pool: DecoderPool) -> None:
-    recognizer = VoskRecognizer(model, pool, RATE, RecognizerSettings(alternatives=0))
+    recognizer = VoskRecognizer(model, pool, RATE, RecognizerSettings(alternatives=3))
     recognizer.listen(None, end_silence=0.6)
     [final] = finals(run(recognizer, line_noise(np.concatenate([silence(0.3), said("안녕하세요"), silence(1.0)]))))
     assert final.transcript.text  # some words: the full vocabulary is in force

@@ -89,6 +89,8 @@ class Speech(_Section):
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="WebRTC VAD mode: 0 lets most sound in, 3 least")
     min_voice: float = Field(0.12, gt=0, le=1, description="seconds of voice before speech counts as begun (not a click)")
     decoder_threads: int = Field(2, ge=1, le=64, description="threads decoding speech for all calls (Vosk releases the GIL)")
+    alternatives: int = Field(
+        0, ge=0, le=10, description="n-best list for a doubtful result (a second decoding: costs CPU); 0 for none")
 
 
 class Logging(_Section):

@@ -78,6 +78,8 @@ class LineSpeech:
             min_voice=config.speech.min_voice,
             vad_aggressiveness=config.speech.vad_aggressiveness,
             max_utterance=config.speech.max_utterance,
+            alternatives=config.speech.alternatives,
+            alternatives_below=config.nlu.confirm_below,
         )
 
     @classmethod
