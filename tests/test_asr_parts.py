@@ -137,9 +137,11 @@ def test_phrases_are_written_as_vosk_writes_them() -> None:
 def test_end_silence_is_short_for_choices_and_digits_longer_for_free_speech() -> None:
     speech = Speech()
     choice = Listen(node="m", expect=Expect.CHOICE, languages=("es",))
-    entry = Listen(node="d", expect=Expect.DIGITS, languages=("es",))
+    entry = Listen(node="d", expect=Expect.DIGITS, languages=("es",), min_digits=4, max_digits=4)
+    reference = Listen(node="r", expect=Expect.DIGITS, languages=("es",), min_digits=4, max_digits=16)
     assert end_silence(choice, ["uno"], speech) == speech.end_silence_choice
     assert end_silence(entry, ["uno"], speech) == speech.end_silence_digits
+    assert end_silence(reference, ["uno"], speech) == speech.end_silence_open_digits > speech.end_silence_digits
     assert end_silence(choice, None, speech) == speech.end_silence_sentence > speech.end_silence_digits
 
 

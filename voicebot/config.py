@@ -83,7 +83,10 @@ class Speech(_Section):
         description="language -> Vosk model folder; a language not listed uses the manifest's model under models_dir",
     )
     end_silence_choice: float = Field(0.25, gt=0, le=3, description="seconds of silence that end a menu choice")
-    end_silence_digits: float = Field(0.3, gt=0, le=3, description="seconds of silence that end spoken digits")
+    end_silence_digits: float = Field(
+        0.25, gt=0, le=3, description="seconds of silence that end spoken digits of a fixed length (card, PIN, DNI)")
+    end_silence_open_digits: float = Field(
+        0.5, gt=0, le=3, description="… of a length not known in advance (a reference): callers pause between groups")
     end_silence_sentence: float = Field(0.6, gt=0, le=3, description="seconds of silence that end a free sentence")
     max_utterance: float = Field(12.0, gt=1, le=60, description="seconds of speech after which the result is taken")
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="WebRTC VAD mode: 0 lets most sound in, 3 least")

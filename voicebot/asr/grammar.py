@@ -102,12 +102,17 @@ class GrammarBuilder:
 
 
 def end_silence(listen: Listen, grammar: Sequence[str] | None, speech: Speech) -> float:
-    """How long a silence ends this prompt's answer: short for a choice or digits, longer for
-    free speech (a caller gathering a sentence pauses mid-way)."""
+    """How long a silence ends this prompt's answer: short for a choice or digits of a known
+    length, longer for a reference of open length or free speech (a caller gathering a
+    sentence pauses mid-way)."""
     if grammar is None:
         return speech.end_silence_sentence
     if listen.expect is Expect.DIGITS:
-        return speech.end_silence_digits
+        # A fixed-length entry cut short at a pause is not lost: the engine keeps the digits
+        # and waits for the rest. One of open length would be taken as complete.
+        if listen.min_digits == listen.max_digits:
+            return speech.end_silence_digits
+        return speech.end_silence_open_digits
     return speech.end_silence_choice
 
 
