@@ -307,8 +307,11 @@ def call_like(seconds: float, seed: int) -> Signal:
 # ======================================================================== the two recognisers
 
 
+DEFAULT_ALTERNATIVES = RecognizerSettings().alternatives
+
+
 def ours(model: SpeechModel, pool: DecoderPool, grammar: Sequence[str] | None, end_silence: float,
-         alternatives: int = 3, on_result: Callable[[], None] | None = None) -> VoskRecognizer:
+         alternatives: int = DEFAULT_ALTERNATIVES, on_result: Callable[[], None] | None = None) -> VoskRecognizer:
     recognizer = VoskRecognizer(model, pool, RATE, RecognizerSettings(alternatives=alternatives), on_result=on_result)
     recognizer.listen(grammar, end_silence)
     return recognizer
@@ -394,7 +397,7 @@ def real_time_factor(model: SpeechModel, pool: DecoderPool, signal: Signal) -> l
     counts: dict[str, str] = {}
 
     def our(grammar: Sequence[str] | None, alternatives: int) -> float:
-        recognizer = ours(model, pool, grammar, 0.3, alternatives)
+        recognizer = ours(model, pool, grammar, Speech().end_silence_digits, alternatives)
         results = finals(run_ours(recognizer, signal.pcm))
         counts[f"{grammar is not None} {alternatives}"] = (
             f"{len(results)} ({sum(bool(f.transcript.alternatives) for f in results)} n-best)")
@@ -402,8 +405,8 @@ def real_time_factor(model: SpeechModel, pool: DecoderPool, signal: Signal) -> l
 
     cases = [
         ("raw Vosk, digit grammar (all audio)", "", lambda: raw(DIGITS)),
-        ("ours, digit grammar (default settings)", "True 3", lambda: our(DIGITS, 3)),
-        ("ours, digit grammar, alternatives=0 (never an n-best list)", "True 0", lambda: our(DIGITS, 0)),
+        ("ours, digit grammar (default settings)", f"True {DEFAULT_ALTERNATIVES}", lambda: our(DIGITS, DEFAULT_ALTERNATIVES)),
+        ("ours, digit grammar, alternatives=3 (n-best list for a doubtful result)", "True 3", lambda: our(DIGITS, 3)),
         ("raw Vosk, no grammar (all audio)", "", lambda: raw(None)),
         ("ours, no grammar", "False 0", lambda: our(None, 0)),
     ]
@@ -550,7 +553,7 @@ def latency(model: SpeechModel, pool: DecoderPool) -> list[LatencyKind]:
                     build_signal(SENTENCES, [LATENCY_GAP] * len(SENTENCES), 0.5, 0.5, SEED + 2)),
     ]
     for kind in kinds:
-        alternatives = 3 if kind.grammar is not None else 0
+        alternatives = DEFAULT_ALTERNATIVES
         run = run_paced(functools.partial(ours, model, pool, kind.grammar, kind.end_silence, alternatives),
                         [kind.signal.pcm])
         for said in kind.signal.said:
@@ -665,11 +668,11 @@ def simultaneous(model: SpeechModel, call: Signal, end_silence: float) -> list[S
         repeat = TARGET_REPEAT if streams == TARGET_CALLS else 1
         for index in range(repeat):
             label = f"ours ×{streams}" + (f" (run {index + 1})" if repeat > 1 else "")
-            runs.append(StreamsRun(label, paced(streams, 3)))
+            runs.append(StreamsRun(label, paced(streams, DEFAULT_ALTERNATIVES)))
         if streams >= TARGET_CALLS and not all(r.run.kept_up for r in runs[-repeat:]):
             break  # beyond the target, larger N only matter while they keep up
-    # A doubtful result is decoded a second time for its n-best list: the target without that.
-    runs.append(StreamsRun(f"ours ×{TARGET_CALLS}, alternatives=0", paced(TARGET_CALLS, 0)))
+    # With n-best lists switched on (speech.alternatives: 3), a doubtful result is decoded a second time.
+    runs.append(StreamsRun(f"ours ×{TARGET_CALLS}, alternatives=3", paced(TARGET_CALLS, 3)))
     return runs
 
 
@@ -1034,8 +1037,8 @@ def main() -> None:
         ("**Ours**: `voicebot.asr.recognizer.VoskRecognizer` fed the line's 8 kHz int16 in 20 ms frames "
          "(resampled to 16 kHz with soxr, WebRTC VAD, only the voice and its 0.3 s pre-roll sent to Vosk, "
          "the final taken `end_silence` after the voice stops), decoding on a `DecoderPool` of "
-         f"{POOL_THREADS} threads, default `RecognizerSettings` (with a grammar, a result whose weakest word's confidence is "
-         "below 0.8 is decoded a second time for a 3-best list). **Raw Vosk**: a `KaldiRecognizer` from `SpeechModel.new_recognizer` (the same "
+         f"{POOL_THREADS} threads, default `RecognizerSettings` (no n-best list; with `alternatives=3` a result whose weakest "
+         "word's confidence is below 0.8 is decoded a second time for a 3-best list). **Raw Vosk**: a `KaldiRecognizer` from `SpeechModel.new_recognizer` (the same "
          "grammar string, `<UNK>` included, words on) fed the same signal resampled to 16 kHz, in 20 ms "
          "chunks, silence included. Speech is espeak-ng Korean (voice ko, rate 175, pitch 50), white line "
          f"noise at {NOISE_RMS} RMS (about −66 dBFS) throughout. The digit grammar is "
@@ -1085,7 +1088,7 @@ def main() -> None:
          "audio arrived (real time: every lag < 1 s). Other processes' CPU = the share of the cores the "
          "rest of the machine used meanwhile (/proc/stat): this machine is shared, and a count that keeps up "
          f"on idle cores may not while others work. {TARGET_CALLS} calls are run {TARGET_REPEAT} times. Beyond {TARGET_CALLS}, larger N are tried only while they keep up; the "
-         f"`alternatives=0` row is {TARGET_CALLS} calls that never decode a doubtful result a second time for its n-best list."),
+         f"`alternatives=3` row is {TARGET_CALLS} calls that decode a doubtful result a second time for its n-best list."),
         "",
         stream_figures,
         "",
