@@ -965,13 +965,20 @@ def test_speech_then_keys_make_one_entry(call: Call) -> None:
     assert call.keys("67#")[-1] == run_reference("4567")
 
 
-def test_a_mumble_while_keying_is_ignored(call: Call) -> None:
+@pytest.mark.parametrize("mumble", ["a ver", "¿eh?", "repite"])
+def test_a_mumble_or_a_command_while_keying_is_ignored(call: Call, mumble: str) -> None:
     at_operation_reference(call)
     call.keys("12")
     running = call.timer
-    assert call.say("a ver") == []
+    assert call.say(mumble) == []
     assert call.timer == running
     assert call.keys("34#")[-1] == run_reference("1234")
+
+
+def test_asking_for_an_agent_while_keying_is_heard(call: Call, es: Prompts) -> None:
+    at_operation_reference(call)
+    call.keys("12")
+    assert call.say("quiero hablar con un operador")[-1] == es.agent()
 
 
 def test_a_language_without_speech_is_told_once_to_use_the_keypad(make_call: Callable[..., Call],

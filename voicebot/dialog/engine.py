@@ -670,6 +670,10 @@ class DialogEngine:
         understanding = self.interpreter.understand(text, self._language)
         said = understanding.spelled if node.validate_as else understanding.digits
         if understanding.command is not None and not understanding.digits:
+            if self._entry_keyed and understanding.command is not UniversalCommand.AGENT:
+                # The caller is keying: a hesitation ("¿eh?") must not throw the keys away.
+                # Asking for a person still works.
+                return []
             self._record_input("speech", understanding.text)
             return self._interrupt() + self._universal(understanding.command)
         if not said:
