@@ -96,14 +96,16 @@ class Line:
     def new_engine(self) -> DialogEngine:
         return DialogEngine(self.menu, self.interpreter, self.settings)
 
-    def finish_call(self, engine: DialogEngine, meta: CallMeta) -> dict[str, Any]:
+    def finish_call(self, engine: DialogEngine, meta: CallMeta, duration: float | None = None) -> dict[str, Any]:
+        """Save and return the call's record; ``duration``: seconds of call audio, when the call
+        ran on its audio's clock rather than the wall's (a file call)."""
         ended = datetime.now(timezone.utc)
         record = {
             "call_id": meta.call_id,
             "transport": meta.transport,
             "started_at": meta.started_at.isoformat(timespec="seconds"),
             "ended_at": ended.isoformat(timespec="seconds"),
-            "duration_s": round(meta.elapsed(), 1),
+            "duration_s": round(meta.elapsed() if duration is None else duration, 1),
             "caller_id": meta.caller_id,
             "dialed": meta.dialed,
             **engine.record.as_dict(),

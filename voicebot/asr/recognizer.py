@@ -231,6 +231,8 @@ class VoskRecognizer:
         self._numbers = itertools.count(1)
         self._decoding_start = 0
         self.samples_decoded = 0  # model-rate samples sent to Vosk: voices only, never silence
+        self._finals_asked = 0  # utterances ended (a final result owed)
+        self._finals_given = 0  # final results returned by poll, or dropped as stale
         self.caught_up = True  # the last `wait` saw the decoder idle
         self._last_number = 0
         self._stale_up_to = 0  # results of utterances up to this number are stale (the line stopped listening)
@@ -293,6 +295,8 @@ class VoskRecognizer:
                 event = self._results.get_nowait()
             except queue.Empty:
                 return found
+            if isinstance(event, FinalTranscript):
+                self._finals_given += 1
             if isinstance(event, (PartialTranscript, FinalTranscript)) and event.utterance <= self._stale_up_to:
                 continue  # the line stopped listening since
             found.append(event)
@@ -343,10 +347,17 @@ class VoskRecognizer:
             self.samples_decoded += len(chunk) // 2
             self._lane.submit(lambda: self._job_audio(number, chunk))
 
+    @property
+    def results_owed(self) -> int:
+        """Utterances whose end was decided but whose final result ``poll`` has not returned yet:
+        a host on a virtual clock ``wait``s for them, so a file replays the same at any speed."""
+        return self._finals_asked - self._finals_given
+
     def _finish(self, voice: VoiceEnded) -> None:
         number = self._decoding
         assert number is not None
         self._decoding = None
+        self._finals_asked += 1
         start, end, detected = (self._to_input(self._decoding_start), self._to_input(voice.at_sample),
                                 self._to_input(voice.detected_sample))
         self._lane.submit(lambda: self._job_final(number, start, end, detected))

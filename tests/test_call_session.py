@@ -1,0 +1,86 @@
+"""A call on audio: the session between the DTMF detector, the recogniser, the engine and the prompts.
+
+The caller's side is a recording made with the tone generator (and espeak-ng Korean on the
+real Korean model for the speech path); the bot's prompts come from a stand-in renderer that
+gives each prompt a length from its words (the real one, pyttsx3, has its own tests).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from voicebot.app import Line
+from voicebot.call.file import TRANSCRIPT_SCHEMA, call_from_file, write_results
+from voicebot.dialog import PlayPrompt
+from voicebot.dtmf import generator
+from voicebot.masking import MASK
+
+RATE = 8000
+WORDS_PER_SECOND = 3.0
+
+
+class WordsTimedRenderer:
+    """A prompt as a quiet hum lasting as long as its words would take to say."""
+
+    def __init__(self) -> None:
+        self.rendered: list[str] = []
+
+    def render(self, play: PlayPrompt, sample_rate: int) -> np.ndarray:
+        self.rendered.append(play.prompt_id)
+        seconds = max(0.3, len(play.masked_text().split()) / WORDS_PER_SECOND)
+        t = np.arange(int(seconds * sample_rate)) / sample_rate
+        return (0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def keyed(tmp_path: Path, keys: str, *, lead: float = 0.5, gap: float = 0.12, name: str = "caller.wav") -> Path:
+    audio, _ = generator.sequence(keys, on=0.08, off=gap, lead=lead, tail=0.3, level_dbm0=-10.0,
+                                  rng=np.random.default_rng(1))
+    path = tmp_path / name
+    soundfile.write(path, audio, RATE)
+    return path
+
+
+def test_a_caller_who_keys_ahead_completes_a_user_recovery(line: Line, tmp_path: Path) -> None:
+    # Spanish, user, e-banking, DNI, the DNI number, card 4567, PIN 1234, all keyed at once.
+    caller = keyed(tmp_path, "1111" + "12345678" + "4567" + "1234")
+    result = call_from_file(line, WordsTimedRenderer(), None, caller, caller_id="+34600000001", dialed="950183313")
+    assert result.record["outcome"] == "credentials_sent", json.dumps(result.transcript, indent=1)
+    keys = [e for e in result.transcript["entries"] if e["kind"] == "key"]
+    assert [k["key"] for k in keys][:12] == list("1111" "12345678")
+    assert [k["key"] for k in keys][-8:] == [MASK] * 8  # card digits and PIN: secret steps
+    assert "1234" not in json.dumps(result.transcript) and "4567" not in json.dumps(result.transcript)
+    assert result.transcript["schema"] == TRANSCRIPT_SCHEMA
+    [sent] = [m for m in line.outbox.list_messages(5) if m["channel"] == "email"]
+    assert sent["language"] == "es" and sent["status"] in ("delivered", "sent", "queued")
+
+
+def test_a_key_stops_the_prompt_that_plays(line: Line, tmp_path: Path) -> None:
+    caller = keyed(tmp_path, "1", lead=1.0)
+    result = call_from_file(line, WordsTimedRenderer(), None, caller, dialed="950183313", hold_on=2.0)
+    stopped = [e for e in result.transcript["entries"] if e["kind"] == "prompt_stopped"]
+    assert stopped and stopped[0]["by"] == "key" and stopped[0]["prompt"] == "language.prompt"
+    assert 0.9 < stopped[0]["t"] < 1.3  # the tone's end, plus the detector's analysis
+
+
+def test_silence_escalates_to_an_agent_and_the_call_ends(line: Line, tmp_path: Path) -> None:
+    path = tmp_path / "quiet.wav"
+    soundfile.write(path, np.zeros(RATE), RATE)
+    result = call_from_file(line, WordsTimedRenderer(), None, path, dialed="950183313", hold_on=120.0)
+    assert result.record["outcome"] == "transferred"
+    assert [e["timer"] for e in result.transcript["entries"] if e["kind"] == "timer"] == ["no_input"] * 3
+    assert result.transcript["input_ended_first"]
+
+
+def test_the_bot_side_is_written_as_audio_and_the_transcript_as_json(line: Line, tmp_path: Path) -> None:
+    caller = keyed(tmp_path, "1", lead=1.0)
+    result = call_from_file(line, WordsTimedRenderer(), None, caller, dialed="950183313", hold_on=3.0)
+    write_results(result, tmp_path / "bot.wav", tmp_path / "call.json")
+    bot, rate = soundfile.read(tmp_path / "bot.wav")
+    assert rate == RATE and len(bot) == pytest.approx(result.transcript["duration"] * RATE, abs=RATE * 0.02)
+    assert np.abs(bot).max() > 0.01
+    assert json.loads((tmp_path / "call.json").read_text())["entries"][0]["kind"] == "call"

@@ -1,0 +1,374 @@
+"""One call on real audio: the imperative shell around the sans-I/O parts.
+
+``CallSession.step(caller_frame) -> bot_frame``, every 20 ms of audio. What it does with a
+frame, in order:
+
+1. The DTMF muter finds keys and passes the audio on with the tones silenced (30 ms late),
+   so the recogniser never hears a keypad as a word.
+2. The recogniser of the call's language hears that audio (its voice detector always; Vosk
+   only while the engine listens and a voice is present).
+3. Keys, speech, timers that ran out, finished prompts and finished actions become the
+   engine's events; its commands are carried out: prompts rendered and played frame by
+   frame, timers set, actions run, the call transferred or hung up.
+
+Time is the audio: frame N starts at N × 20 ms. A file call runs on it as fast as the CPU
+allows (``virtual=True``: actions run inline and the recogniser is waited for, so a
+recording replays the same on any machine); a live call (headset, phone line) runs on it
+in real time, actions on a worker thread.
+
+Barge-in: a key always stops the prompt (the engine says so); a voice stops a prompt that
+allows it as soon as the voice detector is sure it is a voice (not a click or a cough),
+before the words are known.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..app import CallMeta, Line
+from ..asr.recognizer import FinalTranscript, SpeechStarted, VoskRecognizer
+from ..asr.speech import LineSpeech
+from ..dialog import (
+    ActionCompleted,
+    CallerHungUp,
+    CallStarted,
+    CancelTimer,
+    Command,
+    DigitPressed,
+    Event,
+    HangUp,
+    Key,
+    Listen,
+    PlayPrompt,
+    PromptFinished,
+    RunAction,
+    SpeechRecognized,
+    StartTimer,
+    StopListening,
+    StopPrompt,
+    TimerExpired,
+    Transfer,
+    TransferFailed,
+)
+from ..dtmf.mute import DtmfMuter
+from ..errors import EngineError
+from ..masking import MASK
+
+log = logging.getLogger(__name__)
+
+FRAME_SECONDS = 0.02
+LINE_RATES = (8000, 16000)  # where the DTMF detector works natively
+
+
+class PromptRenderer(Protocol):
+    """Turns a prompt into audio at the call's rate (float, full scale 1.0)."""
+
+    def render(self, play: PlayPrompt, sample_rate: int) -> np.ndarray: ...
+
+
+@dataclass
+class TranscriptEntry:
+    """One thing that happened in the call, at a time in seconds from its start."""
+
+    t: float
+    kind: str  # prompt, prompt_end, prompt_stopped, key, speech, timer, action, action_result, transfer, hangup, ...
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"t": round(self.t, 3), "kind": self.kind, **self.detail}
+
+
+@dataclass
+class _Playing:
+    play: PlayPrompt
+    samples: np.ndarray
+    position: int = 0
+
+
+class CallSession:
+    def __init__(self, line: Line, meta: CallMeta, renderer: PromptRenderer, speech: LineSpeech | None,
+                 sample_rate: int = 8000, *, language: str | None = None, virtual: bool = True) -> None:
+        if sample_rate not in LINE_RATES:
+            raise ValueError(f"a call runs at {LINE_RATES} Hz (resample the device or file first), not {sample_rate}")
+        self.line = line
+        self.meta = meta
+        self.renderer = renderer
+        self.speech = speech
+        self.rate = sample_rate
+        self.frame_len = int(sample_rate * FRAME_SECONDS)
+        self.virtual = virtual
+        self.engine = line.new_engine()
+        self.transcript: list[TranscriptEntry] = []
+        self._language = language
+        self._muter = DtmfMuter(sample_rate)
+        self._recognizers: dict[str, VoskRecognizer | None] = {}
+        self._listening: Listen | None = None
+        self._listening_to: VoskRecognizer | None = None
+        self._frames = 0
+        self._timers: dict[str, float] = {}  # timer id -> deadline, seconds of call time
+        self._playing: _Playing | None = None
+        self._events: list[Event] = []
+        self._action_results: queue.SimpleQueue[ActionCompleted] = queue.SimpleQueue()
+        self._actions = None if virtual else ThreadPoolExecutor(max_workers=1, thread_name_prefix="action")
+        self._pending_actions = 0
+        self._keys_from_keyboard: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._finished = False
+        self._ended_by: str | None = None
+        self._lock = threading.Lock()
+        self.on_finish: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------------ the transport's side
+
+    @property
+    def now(self) -> float:
+        """Seconds of call audio so far."""
+        return self._frames * FRAME_SECONDS
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def start(self) -> None:
+        self._note("call", caller_id=self.meta.caller_id, dialed=self.meta.dialed, rate=self.rate)
+        speech_languages = self.speech.speech_languages() if self.speech else ()
+        if self.engine.settings.speech_languages is None:
+            # The engine tells a caller whose language has no model to use the keypad.
+            self.engine.settings = replace(self.engine.settings, speech_languages=tuple(speech_languages))
+        self._feed(CallStarted(self.meta.caller_id, self.meta.dialed, self._language))
+
+    def press(self, key: str) -> None:
+        """A key from another source than the audio (a computer keyboard beside a headset)."""
+        self._keys_from_keyboard.put(key)
+
+    def step(self, caller: np.ndarray) -> np.ndarray:
+        """One frame of the caller's audio in (any length, usually 20 ms); as much of the bot's out."""
+        if self._finished:
+            return np.zeros(len(caller), dtype=np.float32)
+        samples = np.asarray(caller)
+        if samples.dtype == np.int16:
+            samples = samples.astype(np.float64) / 32768.0
+        muted, tones = self._muter.process(samples)
+        for tone in tones:
+            self._key(tone.key, source="tone")
+        while not self._keys_from_keyboard.empty():
+            self._key(self._keys_from_keyboard.get(), source="keyboard")
+        self._hear(muted)
+        self._frames += 1
+        self._collect_actions()
+        self._run_timers()
+        return self._play_out(len(samples))
+
+    def hang_up(self) -> None:
+        if not self._finished:
+            self._note("caller_hung_up")
+            self._feed(CallerHungUp())
+            self._finish("caller hung up")
+
+    def finish(self) -> dict[str, Any]:
+        """The call record (saved in the call log); ends the call first if it is still going."""
+        if not self._finished:
+            self.hang_up()
+        for recognizer in self._recognizers.values():
+            if recognizer is not None:
+                recognizer.close()
+        if self._actions is not None:
+            self._actions.shutdown(wait=True)
+        return self.line.finish_call(self.engine, self.meta, duration=self.now)
+
+    # ------------------------------------------------------------------ input
+
+    def _key(self, key: str, source: str) -> None:
+        try:
+            pressed = Key(key)
+        except ValueError:
+            return
+        secret = self._listening is not None and self._listening.secret
+        self._note("key", key=MASK if secret and key.isdigit() else key, source=source)
+        self._feed(DigitPressed(pressed))
+
+    def _recognizer(self) -> VoskRecognizer | None:
+        language = self.engine.language
+        if language not in self._recognizers:
+            self._recognizers[language] = self.speech.new_recognizer(language, self.rate) if self.speech else None
+        return self._recognizers[language]
+
+    def _hear(self, audio: np.ndarray) -> None:
+        recognizer = self._listening_to or self._recognizer()
+        if recognizer is None:
+            return
+        events = recognizer.feed(audio)
+        if self.virtual and recognizer.results_owed:
+            # On a virtual clock the decoder is waited for: the same file, the same call.
+            events += recognizer.wait()
+        for event in events:
+            if isinstance(event, SpeechStarted):
+                self._voice_started()
+            elif isinstance(event, FinalTranscript):
+                self._speech(event)
+
+    def _voice_started(self) -> None:
+        playing = self._playing
+        if playing is None or not playing.play.barge_in or self._listening is None:
+            return
+        # A real voice (the detector's onset rule): the prompt stops now, before the words are known.
+        self._note("prompt_stopped", prompt=playing.play.prompt_id, by="voice", at=round(playing.position / self.rate, 3))
+        self._playing = None
+        self._feed(PromptFinished(playing.play.play_id))
+
+    def _speech(self, final: FinalTranscript) -> None:
+        listen = self._listening
+        text = final.transcript.text
+        confidence = final.transcript.confidence if text else 0.0
+        shown = MASK if listen is not None and listen.secret else text
+        self._note("speech", text=shown, confidence=round(confidence, 2), unknown_words=final.transcript.unknown_words)
+        self._feed(SpeechRecognized(text, confidence))
+
+    # ------------------------------------------------------------------ the engine
+
+    def _feed(self, event: Event) -> None:
+        self._events.append(event)
+        if len(self._events) > 1:
+            return  # already inside _feed: the loop below takes it
+        while self._events:
+            current = self._events[0]
+            try:
+                commands = self.engine.feed(current)
+            except EngineError:
+                log.exception("call %s: dialog engine failed", self.meta.call_id)
+                self._note("internal_error")
+                self._events.clear()
+                self._finish("internal error")
+                return
+            for command in commands:
+                self._execute(command)
+            self._events.pop(0)
+
+    def _execute(self, command: Command) -> None:
+        if isinstance(command, PlayPrompt):
+            samples = self.renderer.render(command, self.rate)
+            self._playing = _Playing(command, np.asarray(samples, dtype=np.float32))
+            self._note("prompt", prompt=command.prompt_id, language=command.language, text=command.masked_text(),
+                       seconds=round(len(samples) / self.rate, 3), barge_in=command.barge_in)
+        elif isinstance(command, StopPrompt):
+            if self._playing is not None:
+                self._note("prompt_stopped", prompt=self._playing.play.prompt_id, by="key",
+                           at=round(self._playing.position / self.rate, 3))
+                self._playing = None
+        elif isinstance(command, Listen):
+            self._listen(command)
+        elif isinstance(command, StopListening):
+            self._stop_listening()
+        elif isinstance(command, StartTimer):
+            self._timers[command.timer_id] = self.now + command.seconds
+        elif isinstance(command, CancelTimer):
+            self._timers.pop(command.timer_id, None)
+        elif isinstance(command, RunAction):
+            self._run_action(command)
+        elif isinstance(command, Transfer):
+            self._transfer(command)
+        elif isinstance(command, HangUp):
+            self._note("hangup", outcome=command.outcome.value, reason=command.reason)
+            self._finish(command.outcome.value)
+
+    def _listen(self, listen: Listen) -> None:
+        self._listening = listen
+        recognizer = self._recognizer()
+        if recognizer is not self._listening_to and self._listening_to is not None:
+            self._listening_to.stop_listening()
+        self._listening_to = recognizer
+        if recognizer is None or self.speech is None:
+            return
+        grammar = self.speech.grammar(listen, self.engine.language)
+        recognizer.listen(grammar, self.speech.end_silence(listen, grammar))
+
+    def _stop_listening(self) -> None:
+        self._listening = None
+        if self._listening_to is not None:
+            self._listening_to.stop_listening()
+
+    def _run_action(self, command: RunAction) -> None:
+        self._note("action", name=command.name)
+        language = self.engine.language
+        if self._actions is None:
+            outcome = self.line.actions.run(command.name, command.args, language)
+            self._note("action_result", name=command.name, result=outcome.result)
+            self._feed(ActionCompleted(command.action_id, outcome.result, outcome.data, outcome.detail))
+            return
+
+        def work() -> None:
+            outcome = self.line.actions.run(command.name, command.args, language)
+            self._action_results.put(ActionCompleted(command.action_id, outcome.result, outcome.data, outcome.detail))
+
+        self._pending_actions += 1
+        self._actions.submit(work)
+
+    def _collect_actions(self) -> None:
+        while not self._action_results.empty():
+            done = self._action_results.get()
+            self._pending_actions -= 1
+            self._note("action_result", result=done.result)
+            self._feed(done)
+
+    def _transfer(self, command: Transfer) -> None:
+        try:
+            ticket = self.line.desk.hand_off(command.reason, command.context)
+        except Exception as exc:  # the desk is down: the caller must still be told what to do
+            self._note("transfer_failed", reason=command.reason, error=type(exc).__name__)
+            self._feed(TransferFailed(command.reason))
+            return
+        self._note("transfer", reason=command.reason, target=ticket.target, ticket=ticket.ticket_id)
+        self._finish("transferred")
+
+    def _run_timers(self) -> None:
+        for timer_id, deadline in sorted(self._timers.items(), key=lambda item: item[1]):
+            if deadline <= self.now and timer_id in self._timers:
+                del self._timers[timer_id]
+                self._note("timer", timer=timer_id.split("#")[0])
+                self._feed(TimerExpired(timer_id))
+
+    # ------------------------------------------------------------------ output
+
+    def _play_out(self, amount: int) -> np.ndarray:
+        out = np.zeros(amount, dtype=np.float32)
+        playing = self._playing
+        if playing is None:
+            return out
+        chunk = playing.samples[playing.position:playing.position + amount]
+        out[:len(chunk)] = chunk
+        playing.position += len(chunk)
+        if playing.position >= len(playing.samples):
+            self._playing = None
+            self._note("prompt_end", prompt=playing.play.prompt_id)
+            self._feed(PromptFinished(playing.play.play_id))
+        return out
+
+    # ------------------------------------------------------------------ the record
+
+    def _note(self, kind: str, **detail: Any) -> None:
+        self.transcript.append(TranscriptEntry(self.now, kind, detail))
+
+    def _finish(self, why: str) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._ended_by = why
+        self._stop_listening()
+        if self.on_finish is not None:
+            self.on_finish()
+
+    @property
+    def playing(self) -> bool:
+        return self._playing is not None
+
+    @property
+    def busy(self) -> bool:
+        """Something is still due without the caller: a prompt, an action, a timer."""
+        return self._playing is not None or self._pending_actions > 0 or bool(self._timers)
