@@ -348,6 +348,11 @@ class VoskRecognizer:
             self._lane.submit(lambda: self._job_audio(number, chunk))
 
     @property
+    def in_utterance(self) -> bool:
+        """A voice is being sent to the decoder (its end not decided yet)."""
+        return self._decoding is not None
+
+    @property
     def results_owed(self) -> int:
         """Utterances whose end was decided but whose final result ``poll`` has not returned yet:
         a host on a virtual clock ``wait``s for them, so a file replays the same at any speed."""

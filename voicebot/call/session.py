@@ -111,7 +111,7 @@ class CallSession:
         self._muter = DtmfMuter(sample_rate)
         self._recognizers: dict[str, VoskRecognizer | None] = {}
         self._listening: Listen | None = None
-        self._listening_to: VoskRecognizer | None = None
+        self._listening_to: list[VoskRecognizer] = []  # one per language the prompt accepts (the language menu: all)
         self._frames = 0
         self._timers: dict[str, float] = {}  # timer id -> deadline, seconds of call time
         self._playing: _Playing | None = None
@@ -194,25 +194,45 @@ class CallSession:
         self._note("key", key=MASK if secret and key.isdigit() else key, source=source)
         self._feed(DigitPressed(pressed))
 
-    def _recognizer(self) -> VoskRecognizer | None:
-        language = self.engine.language
+    def _recognizer(self, language: str | None = None) -> VoskRecognizer | None:
+        language = language or self.engine.language
         if language not in self._recognizers:
             self._recognizers[language] = self.speech.new_recognizer(language, self.rate) if self.speech else None
         return self._recognizers[language]
 
     def _hear(self, audio: np.ndarray) -> None:
-        recognizer = self._listening_to or self._recognizer()
-        if recognizer is None:
+        current = self._recognizer()
+        recognizers = self._listening_to or ([current] if current is not None else [])
+        finals: list[tuple[VoskRecognizer, FinalTranscript]] = []
+        voice = False
+        for recognizer in recognizers:
+            events = recognizer.feed(audio)
+            if self.virtual and recognizer.results_owed:
+                # On a virtual clock the decoder is waited for: the same file, the same call.
+                events += recognizer.wait()
+            voice = voice or any(isinstance(e, SpeechStarted) for e in events)
+            finals += [(recognizer, e) for e in events if isinstance(e, FinalTranscript)]
+        if voice:
+            self._voice_started()
+        if finals:
+            self._choose_final(finals)
+
+    def _choose_final(self, finals: list[tuple[VoskRecognizer, FinalTranscript]]) -> None:
+        """One utterance heard by each language's recogniser (the language menu): the surest
+        words win. A no-match waits while another recogniser may still have words for it."""
+        heard = [(r, f) for r, f in finals if f.transcript.text]
+        if not heard:
+            answered = {id(r) for r, _ in finals}
+            others = [r for r in self._listening_to if id(r) not in answered and (r.results_owed or r.in_utterance)]
+            if others:
+                return
+            self._speech(finals[0][1])
             return
-        events = recognizer.feed(audio)
-        if self.virtual and recognizer.results_owed:
-            # On a virtual clock the decoder is waited for: the same file, the same call.
-            events += recognizer.wait()
-        for event in events:
-            if isinstance(event, SpeechStarted):
-                self._voice_started()
-            elif isinstance(event, FinalTranscript):
-                self._speech(event)
+        chosen, final = max(heard, key=lambda pair: pair[1].transcript.confidence)
+        for recognizer in self._listening_to:
+            if recognizer is not chosen:
+                recognizer.stop_listening()  # its result for this utterance is stale now
+        self._speech(final)
 
     def _voice_started(self) -> None:
         playing = self._playing
@@ -280,19 +300,24 @@ class CallSession:
 
     def _listen(self, listen: Listen) -> None:
         self._listening = listen
-        recognizer = self._recognizer()
-        if recognizer is not self._listening_to and self._listening_to is not None:
-            self._listening_to.stop_listening()
-        self._listening_to = recognizer
-        if recognizer is None or self.speech is None:
-            return
-        grammar = self.speech.grammar(listen, self.engine.language)
-        recognizer.listen(grammar, self.speech.end_silence(listen, grammar))
+        chosen: list[VoskRecognizer] = []
+        for language in listen.languages:
+            recognizer = self._recognizer(language)
+            if recognizer is None or self.speech is None:
+                continue
+            grammar = self.speech.grammar(listen, language)
+            recognizer.listen(grammar, self.speech.end_silence(listen, grammar))
+            chosen.append(recognizer)
+        for recognizer in self._listening_to:
+            if recognizer not in chosen:
+                recognizer.stop_listening()
+        self._listening_to = chosen
 
     def _stop_listening(self) -> None:
         self._listening = None
-        if self._listening_to is not None:
-            self._listening_to.stop_listening()
+        for recognizer in self._listening_to:
+            recognizer.stop_listening()
+        self._listening_to = []
 
     def _run_action(self, command: RunAction) -> None:
         self._note("action", name=command.name)
