@@ -120,6 +120,35 @@ class Security(_Section):
         return value
 
 
+class Tts(_Section):
+    """Prompts as audio: pyttsx3 voices, speech rate, level, and the clip cache."""
+
+    voices: dict[str, str] = Field(
+        default_factory=lambda: {"es": "roa/es", "en": "gmw/en-us"},
+        description="language -> pyttsx3/eSpeak NG voice id (`voicebot prompts voices` lists them)",
+    )
+    rate_wpm: int = Field(160, ge=80, le=450, description="speech rate of the prompts, words per minute")
+    digits_rate_wpm: int = Field(
+        140, ge=80, le=450, description="speech rate of digits read out (a key, a phone number): slower")
+    level_dbfs: float = Field(-20.0, ge=-40, le=-6, description="active speech level of every clip, dBFS")
+    peak_dbfs: float = Field(-1.0, ge=-20, le=0, description="no sample of a clip goes above this, dBFS")
+    sample_rates: tuple[int, ...] = Field(
+        (8000, 16000), min_length=1, description="rates `voicebot prompts build` renders (8 kHz phone, 16 kHz headset)")
+    cache_dir: Path = Field(Path("var/prompts"), description="folder of rendered clips")
+    memory_mb: float = Field(64, ge=0, description="clips kept in memory besides the folder (least recently used go)")
+    digit_pause: float = Field(0.15, ge=0, le=2, description="seconds between two digits of a group")
+    group_pause: float = Field(0.5, ge=0, le=3, description="seconds between groups of digits, and at a comma")
+    sentence_pause: float = Field(
+        0.35, ge=0, le=3, description="seconds at a full stop or colon next to digits, and between joined prompts")
+
+    @field_validator("sample_rates")
+    @classmethod
+    def _rates(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(rate < 8000 or rate > 192000 for rate in value):
+            raise ValueError("sample rates are between 8000 and 192000 Hz")
+        return tuple(dict.fromkeys(value))
+
+
 def normalise_number(number: str) -> str:
     """Digits of a dialled or calling number, without spaces, dashes or the Spanish +34/0034."""
     digits = re.sub(r"[^\d+]", "", number)
@@ -152,6 +181,7 @@ class Config(_Section):
     speech: Speech = Speech()
     logging: Logging = Logging()
     security: Security = Security()
+    tts: Tts = Tts()
 
     @field_validator("dialed_numbers")
     @classmethod
