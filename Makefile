@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test bench setup system clean
 
 run: setup
+	$(VENV)/bin/voicebot prompts build --quiet
 	$(VENV)/bin/voicebot run
 
 test: setup

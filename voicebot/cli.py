@@ -143,6 +143,26 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.set_defaults(handler=cmd_speech_transcribe)
     speech.set_defaults(handler=lambda _args, _config, parser=speech: _usage(parser))
 
+    prompts = sub.add_parser("prompts", help="prompts as audio (pyttsx3): fill the clip cache, say a text, list voices")
+    prompts_sub = prompts.add_subparsers(title="prompts commands", metavar="COMMAND")
+    prompts_build = prompts_sub.add_parser("build", help="render every text of the menu and the digits into "
+                                                         "tts.cache_dir (only what is missing)")
+    prompts_build.add_argument("--rate", type=int, action="append", metavar="HZ",
+                               help="sample rate to render (repeatable; default: tts.sample_rates, 8000 and 16000)")
+    prompts_build.add_argument("--force", action="store_true", help="render every clip again")
+    prompts_build.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    prompts_build.set_defaults(handler=cmd_prompts_build)
+    say = prompts_sub.add_parser("say", help="render a text in a language's voice into a WAV file")
+    say.add_argument("text")
+    say.add_argument("--lang", default=None, help="language (default: the configuration's default)")
+    say.add_argument("--rate", type=int, default=16000, metavar="HZ", help="sample rate (default 16000)")
+    say.add_argument("--out", required=True, metavar="FILE", help="the WAV file to write")
+    say.set_defaults(handler=cmd_prompts_say)
+    voices = prompts_sub.add_parser("voices", help="the voice ids the speech engine has (for tts.voices)")
+    voices.add_argument("language", nargs="?", help="only voices of this language (es, en…)")
+    voices.set_defaults(handler=cmd_prompts_voices)
+    prompts.set_defaults(handler=lambda _args, _config, parser=prompts: _usage(parser))
+
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(title="config commands", metavar="COMMAND")
     check = config_sub.add_parser("check", help="validate a configuration file, the menu and the NLU data")
@@ -470,6 +490,54 @@ def cmd_models_download(args: argparse.Namespace, config: Config) -> int:
             if configured is not None:
                 print(f"  note: speech.models.{entry.language} names {configured}, which the line uses instead")
     return 1 if failures else 0
+
+
+def cmd_prompts_build(args: argparse.Namespace, config: Config) -> int:
+    from .menu import load_menu
+    from .tts import PromptRenderer
+
+    rates = tuple(dict.fromkeys(args.rate)) if args.rate else config.tts.sample_rates
+    bad = [rate for rate in rates if not 8000 <= rate <= 192000]
+    if bad:
+        print(f"error: --rate takes a sample rate from 8000 to 192000 Hz, not {bad[0]}", file=sys.stderr)
+        return 2
+    report = PromptRenderer.from_config(config).build(load_menu(config.menu), config.languages, rates, force=args.force)
+    if not args.quiet:
+        print(f"{report.summary()}; {', '.join(config.languages)} at {', '.join(f'{r} Hz' for r in rates)}")
+    return 0
+
+
+def cmd_prompts_say(args: argparse.Namespace, config: Config) -> int:
+    import soundfile
+
+    from .tts import Level, Pyttsx3Synthesizer
+
+    if not 8000 <= args.rate <= 192000:
+        print(f"error: --rate takes a sample rate from 8000 to 192000 Hz, not {args.rate}", file=sys.stderr)
+        return 2
+    tts = config.tts
+    samples = Pyttsx3Synthesizer(tts.voices).render(args.text, args.lang or config.default_language, args.rate,
+                                                    tts.rate_wpm, Level(tts.level_dbfs, tts.peak_dbfs))
+    try:
+        soundfile.write(args.out, samples, args.rate, subtype="PCM_16")
+    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
+        print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: {len(samples) / args.rate:.2f} s at {args.rate} Hz")
+    return 0
+
+
+def cmd_prompts_voices(args: argparse.Namespace, config: Config) -> int:
+    from .tts import Pyttsx3Synthesizer
+
+    voices = Pyttsx3Synthesizer(config.tts.voices).available_voices()
+    if args.language:
+        voices = [v for v in voices if v.language.split("-")[0] == args.language.lower()]
+    configured = {voice: language for language, voice in config.tts.voices.items()}
+    for voice in sorted(voices, key=lambda v: v.id):
+        mark = f"  [tts.voices.{configured[voice.id]}]" if voice.id in configured else ""
+        print(f"{voice.id:20} {voice.language:10} {voice.name}{mark}")
+    return 0
 
 
 def cmd_config_check(args: argparse.Namespace, config: Config) -> int:
