@@ -477,6 +477,20 @@ def test_prompts_render_from_many_threads_at_once(tmp_path: Path) -> None:
     assert all(len(samples) > 16000 for samples in results.values()), {n: len(s) for n, s in results.items()}
 
 
+def test_the_line_s_renderer_has_its_digits_ready_before_the_first_call(tmp_path: Path) -> None:
+    from voicebot.tts import prompt_renderer
+
+    config = Config.model_validate({"tts": {"cache_dir": str(tmp_path)}})
+    first = prompt_renderer(config)
+    assert first.synthesizer.calls == 20  # type: ignore[attr-defined]  # ten digits per language, once for both rates
+    line = prompt_renderer(config)
+    assert line.synthesizer.calls == 0 and line.cache.stats.disk_hits == 40  # type: ignore[attr-defined]
+    line.render(PlayPrompt(1, "x", "en", (SpokenDigits(Secret("4821")),)), 8000)
+    line.render(PlayPrompt(2, "x", "es", (SpokenDigits("950210191"),)), 16000)
+    # From memory: no synthesis, not even a file read.
+    assert line.synthesizer.calls == 0 and line.cache.stats.disk_hits == 40  # type: ignore[attr-defined]
+
+
 def test_silence_and_joins_need_no_synthesis(tmp_path: Path) -> None:
     renderer = renderer_on(tmp_path)
     play = PlayPrompt(1, "x", "es", (Text("pause", " "), Text("a", ". "), SpokenDigits("")))

@@ -209,6 +209,9 @@ class PromptRenderer:
 
     def warm(self, sample_rates: Sequence[int], languages: Iterable[str]) -> None:
         """Digit clips into memory (rendered if missing), so spoken digits never wait."""
+        languages = list(languages)
+        self._ensure([(language, digit, self.settings.digits_rate_wpm) for language in languages for digit in DIGITS],
+                     sample_rates)
         for language in languages:
             for rate in sample_rates:
                 for digit in DIGITS:
@@ -225,6 +228,13 @@ class PromptRenderer:
         started = time.perf_counter()
         wanted = [(language, text, self.settings.rate_wpm) for language, text in menu_texts(menu, languages)]
         wanted += [(language, digit, self.settings.digits_rate_wpm) for language in languages for digit in DIGITS]
+        clips, rendered, synthesized = self._ensure(wanted, sample_rates, force)
+        return BuildReport(clips, rendered, clips - rendered, synthesized, time.perf_counter() - started,
+                           self.cache.folder)
+
+    def _ensure(self, wanted: Sequence[tuple[str, str, int]], sample_rates: Sequence[int],
+                force: bool = False) -> tuple[int, int, int]:
+        """(language, text, wpm) cached at every rate: (clips, rendered, syntheses)."""
         clips = rendered = synthesized = 0
         for language, text, wpm in wanted:
             keys = [self.key(text, language, rate, wpm) for rate in sample_rates]
@@ -237,8 +247,7 @@ class PromptRenderer:
             for key in missing:
                 self.cache.put(key, finish_clip(raw, raw_rate, key.sample_rate, self.level))
                 rendered += 1
-        return BuildReport(clips, rendered, clips - rendered, synthesized, time.perf_counter() - started,
-                           self.cache.folder)
+        return clips, rendered, synthesized
 
 
 def prompt_renderer(config: Config, warm: bool = True) -> PromptRenderer:
