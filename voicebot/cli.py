@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the line's main job: set up on first start, then take calls (console today)")
     run.add_argument("--caller-id", default="+34600000001", help="caller ID of the console call")
     run.add_argument("--dialed", default=UNLOCK_LINE, help="number dialled (picks the entry point)")
+    run.add_argument("--console", action="store_true", help="a console call even with a headset plugged in")
     run.set_defaults(handler=cmd_run)
 
     chat = sub.add_parser("chat", help="one call in the console: you are the caller (or a script on stdin)")
@@ -163,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     voices.set_defaults(handler=cmd_prompts_voices)
     prompts.set_defaults(handler=lambda _args, _config, parser=prompts: _usage(parser))
 
+    from .call.commands import add_call_commands
+
+    add_call_commands(sub)
+    devices = sub.add_parser("devices", help="sound devices PortAudio sees, for `voicebot call --device`")
+    devices.add_argument("--json", action="store_true")
+    devices.set_defaults(handler=cmd_devices)
+
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(title="config commands", metavar="COMMAND")
     check = config_sub.add_parser("check", help="validate a configuration file, the menu and the NLU data")
@@ -191,12 +199,39 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     added = line.ensure_demo_bank()
     if added:
         print(f"First start: the demo bank now has {added} customers ({config.database}). See README.md.")
+    from .call.headset import find_headset
+
+    headset = None if args.console else find_headset()
+    if headset is not None:
+        return _headset_run(args, config, line, headset)
     from .transports.console import ConsoleCall
 
     print("Console call on the unlock line. Type keys (1, 4567#, *) or phrases; Ctrl-D hangs up.\n")
     record = ConsoleCall(line, caller_id=args.caller_id, dialed=args.dialed).run()
     print(f"\nCall record {record['call_id']}: {record['outcome']}. `voicebot calls` lists them.")
     return 0
+
+
+def _headset_run(args: argparse.Namespace, config: Config, line: Any, headset: Any) -> int:
+    from .call.commands import _prompt_renderer, _speech
+    from .call.headset import call_on_device
+
+    print(f"Headset found: {headset.name}; the call is there (`voicebot run --console` for the console).")
+    speech = _speech(config, line.menu, config.speech.enabled)
+    try:
+        record = call_on_device(line, _prompt_renderer(config), speech, headset.index,
+                                caller_id=args.caller_id, dialed=args.dialed)
+    finally:
+        if speech is not None:
+            speech.close()
+    print(f"\nCall record {record['call_id']}: {record['outcome']}. `voicebot calls` lists them.")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace, config: Config) -> int:
+    from .call.headset import print_devices
+
+    return print_devices(as_json=args.json)
 
 
 def cmd_chat(args: argparse.Namespace, config: Config) -> int:
