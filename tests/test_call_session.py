@@ -140,3 +140,15 @@ def test_a_voice_during_a_prompt_without_barge_in_does_not_stop_it(line: Line, t
     result = call_from_file(line, WordsTimedRenderer(), korean_as_spanish, caller, dialed="950183313",
                             language="es", hold_on=2.0)
     assert not [e for e in result.transcript["entries"] if e["kind"] == "prompt_stopped"]
+
+
+def test_three_hours_of_silence_end_in_a_minute_without_reading_them(line: Line, tmp_path: Path) -> None:
+    path = tmp_path / "silence.flac"
+    second = np.zeros(RATE, dtype=np.int16)
+    with soundfile.SoundFile(path, "w", RATE, 1, subtype="PCM_16", format="FLAC") as out:
+        for _ in range(3 * 3600):
+            out.write(second)
+    result = call_from_file(line, WordsTimedRenderer(), None, path, dialed="950183313")
+    assert result.record["outcome"] == "transferred" and result.record["outcome_reason"] == "no_input"
+    assert result.transcript["input_seconds"] == 3 * 3600
+    assert result.transcript["input_used_seconds"] < 120 and not result.transcript["input_ended_first"]

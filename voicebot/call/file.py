@@ -16,7 +16,7 @@ import numpy as np
 
 from ..app import CallMeta, Line
 from ..asr.speech import LineSpeech
-from ..dtmf.files import read_channel
+from ..dtmf.files import AudioFileError, checked_info
 from .session import FRAME_SECONDS, LINE_RATES, CallSession, PromptRenderer
 
 TRANSCRIPT_SCHEMA = "voicebot.call-transcript/1"
@@ -33,34 +33,57 @@ class FileCallResult:
 def call_from_file(line: Line, renderer: PromptRenderer, speech: LineSpeech | None, path: str | Path, *,
                    caller_id: str | None = None, dialed: str | None = None, language: str | None = None,
                    sample_rate: int = 8000, hold_on: float = 60.0) -> FileCallResult:
-    """The call a recording of a caller makes (any format soundfile reads; channel 0)."""
-    samples, rate = read_channel(path, 0)
-    if rate != sample_rate:
-        import soxr
+    """The call a recording of a caller makes (any format soundfile reads; channel 0).
 
-        samples = soxr.resample(samples, rate, sample_rate)
+    The recording is read a second at a time and only as far as the call goes: three hours
+    of silence end with the line's no-input escalation, after a minute or so, not with
+    three hours read into memory.
+    """
+    import soundfile
+
     if sample_rate not in LINE_RATES:
         raise ValueError(f"a file call runs at {LINE_RATES} Hz, not {sample_rate}")
+    info = checked_info(path, 0)
+    resampler = None
+    if info.samplerate != sample_rate:
+        import soxr
+
+        resampler = soxr.ResampleStream(info.samplerate, sample_rate, 1, dtype="float64")
     meta = CallMeta(transport="file", caller_id=caller_id, dialed=dialed)
     session = CallSession(line, meta, renderer, speech, sample_rate, language=language, virtual=True)
     frame = session.frame_len
     out: list[np.ndarray] = []
+    pending = np.zeros(0)
+    heard = 0  # samples of the recording (at the line's rate) the line has heard
+    read_all = False
     session.start()
-    heard = 0
-    for start in range(0, len(samples), frame):
-        if session.finished:
-            break
-        chunk = samples[start:start + frame]
-        if len(chunk) < frame:
-            chunk = np.concatenate([chunk, np.zeros(frame - len(chunk))])
-        out.append(session.step(chunk))
-        heard = start + frame
+    try:
+        blocks = soundfile.blocks(str(path), blocksize=info.samplerate, dtype="float64", always_2d=True)
+        while not session.finished:
+            if len(pending) < frame and not read_all:
+                block = next(blocks, None)
+                if block is None:
+                    read_all = True
+                    tail = resampler.resample_chunk(np.zeros(0), last=True) if resampler else np.zeros(0)
+                else:
+                    tail = resampler.resample_chunk(block[:, 0]) if resampler else block[:, 0]
+                pending = np.concatenate([pending, tail])
+                continue
+            if not len(pending):
+                break
+            chunk, pending = pending[:frame], pending[frame:]
+            heard += len(chunk)
+            if len(chunk) < frame:
+                chunk = np.concatenate([chunk, np.zeros(frame - len(chunk))])
+            out.append(session.step(chunk))
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        session.finish()
+        raise AudioFileError(f"{path}: the audio stops being readable after {heard / sample_rate:.1f} s ({exc})") from None
     silence = np.zeros(frame)
     held = 0
     while not session.finished and held * FRAME_SECONDS < hold_on:
         out.append(session.step(silence))
         held += 1
-    ended_with_audio = heard >= len(samples)
     record = session.finish()
     transcript = {
         "schema": TRANSCRIPT_SCHEMA,
@@ -69,9 +92,9 @@ def call_from_file(line: Line, renderer: PromptRenderer, speech: LineSpeech | No
         "sample_rate": sample_rate,
         "caller_id": caller_id,
         "dialed": dialed,
-        "input_seconds": round(len(samples) / sample_rate, 3),
-        "input_used_seconds": round(min(heard, len(samples)) / sample_rate, 3),
-        "input_ended_first": ended_with_audio,
+        "input_seconds": round(info.frames / info.samplerate, 3),
+        "input_used_seconds": round(heard / sample_rate, 3),
+        "input_ended_first": read_all and not len(pending),
         "duration": round(session.now, 3),
         "outcome": record["outcome"],
         "outcome_reason": record["outcome_reason"],
