@@ -116,7 +116,7 @@ class CallSession:
         self._timers: dict[str, float] = {}  # timer id -> deadline, seconds of call time
         self._playing: _Playing | None = None
         self._events: list[Event] = []
-        self._action_results: queue.SimpleQueue[ActionCompleted] = queue.SimpleQueue()
+        self._action_results: queue.SimpleQueue[tuple[str, ActionCompleted]] = queue.SimpleQueue()
         self._actions = None if virtual else ThreadPoolExecutor(max_workers=1, thread_name_prefix="action")
         self._pending_actions = 0
         self._keys_from_keyboard: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -152,6 +152,9 @@ class CallSession:
         """One frame of the caller's audio in (any length, usually 20 ms); as much of the bot's out."""
         if self._finished:
             return np.zeros(len(caller), dtype=np.float32)
+        # Everything decided in this frame is known at its end: that is its time in the
+        # transcript, and the answer starts in the audio this step hands back.
+        self._frames += 1
         samples = np.asarray(caller)
         if samples.dtype == np.int16:
             samples = samples.astype(np.float64) / 32768.0
@@ -161,7 +164,6 @@ class CallSession:
         while not self._keys_from_keyboard.empty():
             self._key(self._keys_from_keyboard.get(), source="keyboard")
         self._hear(muted)
-        self._frames += 1
         self._collect_actions()
         self._run_timers()
         return self._play_out(len(samples))
@@ -330,16 +332,17 @@ class CallSession:
 
         def work() -> None:
             outcome = self.line.actions.run(command.name, command.args, language)
-            self._action_results.put(ActionCompleted(command.action_id, outcome.result, outcome.data, outcome.detail))
+            done = ActionCompleted(command.action_id, outcome.result, outcome.data, outcome.detail)
+            self._action_results.put((command.name, done))
 
         self._pending_actions += 1
         self._actions.submit(work)
 
     def _collect_actions(self) -> None:
         while not self._action_results.empty():
-            done = self._action_results.get()
+            name, done = self._action_results.get()
             self._pending_actions -= 1
-            self._note("action_result", result=done.result)
+            self._note("action_result", name=name, result=done.result)
             self._feed(done)
 
     def _transfer(self, command: Transfer) -> None:
