@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchlib import machine_lines, table
+from benchlib import OthersCpu, machine_lines, table
 import soxr
 
 from voicebot.asr.recognizer import (
@@ -164,25 +164,6 @@ def _trimmed_rss_mb() -> float:
     return _rss_mb()
 
 
-def _busy_seconds() -> float:
-    """CPU seconds every process on the machine has used since boot (steal included: not ours either)."""
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-class OthersCpu:
-    """How much of the machine other processes take from now on (they share our cores)."""
-
-    def __init__(self) -> None:
-        self._busy, self._own, self._wall = _busy_seconds(), time.process_time(), time.perf_counter()
-
-    def share(self) -> float:
-        """Other processes' CPU since this was made, as a share of all cores."""
-        wall = time.perf_counter() - self._wall
-        others = (_busy_seconds() - self._busy) - (time.process_time() - self._own)
-        return max(0.0, others) / wall / (os.cpu_count() or 1)
 
 
 

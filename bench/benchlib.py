@@ -7,6 +7,7 @@ import datetime
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Sequence
 from importlib import metadata
 
@@ -60,3 +61,23 @@ def machine_lines(command: str, python_packages: Sequence[str] = (), debian_pack
         f"- Python {platform.python_version()}; {', '.join(versions)}",
         f"- Command: {command}",
     ]
+
+
+def busy_seconds() -> float:
+    """CPU seconds every process on the machine has used since boot."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class OthersCpu:
+    """How much of the machine other processes take from now on (they share our cores)."""
+
+    def __init__(self) -> None:
+        self._busy, self._own, self._wall = busy_seconds(), time.process_time(), time.perf_counter()
+
+    def share(self) -> float:
+        wall = time.perf_counter() - self._wall
+        others = (busy_seconds() - self._busy) - (time.process_time() - self._own)
+        return max(0.0, others) / wall / (os.cpu_count() or 1)

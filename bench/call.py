@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchlib import machine_lines, table
+from benchlib import OthersCpu, machine_lines, table
 
 from voicebot.app import CallMeta, Line, load_dialog
 from voicebot.backends.sqlite import (
@@ -131,24 +131,8 @@ def _one_blas_thread() -> str:
     return f"threadpoolctl: {found or 'no BLAS found'} thread(s)"
 
 
-def _busy_seconds() -> float:
-    """CPU seconds every process on the machine has used since boot."""
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-class OthersCpu:
-    """How much of the machine other processes take from now on (they share our cores)."""
-
-    def __init__(self) -> None:
-        self._busy, self._own, self._wall = _busy_seconds(), time.process_time(), time.perf_counter()
-
-    def share(self) -> float:
-        wall = time.perf_counter() - self._wall
-        others = (_busy_seconds() - self._busy) - (time.process_time() - self._own)
-        return max(0.0, others) / wall / (os.cpu_count() or 1)
 
 
 @contextmanager
