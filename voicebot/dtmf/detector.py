@@ -468,7 +468,8 @@ class _Core:
         p = power[streams, offsets]
         rows = p[:, :4].argmax(axis=1)
         cols = p[:, 4:].argmax(axis=1)
-        pair = np.stack([rows, 4 + cols], axis=1)  # (n, 2)
+        pair = np.empty((n, 2), dtype=np.intp)  # (n, 2): the low tone's bin, the high tone's
+        pair[:, 0], pair[:, 1] = rows, cols + 4
         pick = np.arange(n)[:, None]
         # The window's samples as two 10 ms halves, each through a Hann-windowed DFT.
         first = h + offsets - WINDOW_SUB_BLOCKS + 1  # the window's first sub-block in z_all
@@ -481,28 +482,32 @@ class _Core:
         halves = (samples @ self.half_basis).view(np.complex128)  # (n, 2, 8)
         halves = halves[pick[:, :, None], np.arange(2)[None, :, None], pair[:, None, :]]  # (n, 2, 2)
         amps = np.abs(halves)
+        first_half, second_half = amps[:, 0], amps[:, 1]
         # A tone that starts or stops inside the window would bias its phase (and speech
         # seldom holds still for 20 ms): each tone must be as strong in both halves.
-        steady = (amps.min(axis=1) >= self.settings.min_steadiness * amps.max(axis=1)).all(axis=1)
+        steady_tones = np.minimum(first_half, second_half) >= self.settings.min_steadiness * np.maximum(first_half, second_half)
+        steady = steady_tones[:, 0] & steady_tones[:, 1]
         # The phase turn between the window's two 10 ms halves gives each tone's offset from
         # nominal, precisely but modulo `alias` (100 Hz); the turn from one 5 ms sub-block to
         # the next is rougher but unambiguous to ±100 Hz: it picks the alias.
         turns = halves[:, 1] * np.conj(halves[:, 0]) * self.half_turn[pair]
         places = np.arange(WINDOW_SUB_BLOCKS)[None, :, None]
         subs = z_all[streams[:, None, None], first[:, None, None] + places, pair[:, None, :]]  # (n, 4, 2)
-        steps = (subs[:, 1:] * np.conj(subs[:, :-1])).sum(axis=1)
+        turned = subs[:, 1:] * np.conj(subs[:, :-1])
+        steps = turned[:, 0] + turned[:, 1] + turned[:, 2]
         alias = self.rate / self.half_len
         fine = np.angle(turns) * self.rate / (2 * np.pi * self.half_len)
         rough = np.angle(steps) * self.rate / (2 * np.pi * self.sub)
         offset = fine + alias * np.round((rough - fine) / alias)
-        in_tolerance = (np.abs(offset) <= self.tolerance[pair]).all(axis=1)
+        within = np.abs(offset) <= self.tolerance[pair]
+        in_tolerance = within[:, 0] & within[:, 1]
         # The decisions use each tone's power over the whole 20 ms window, coherently: a
         # harmonic of speech that glides loses power there, a keypad tone does not. It is
         # corrected for the rectangular window's loss at that offset (the Dirichlet kernel).
         gain = np.abs(np.sinc(offset * self.window_len / self.rate) / np.sinc(offset / self.rate))
         true_power = p[pick, pair] / np.maximum(gain, 1e-3) ** 2
         p_low, p_high = true_power[:, 0], true_power[:, 1]
-        loud = (true_power >= self.min_power).all(axis=1)
+        loud = (p_low >= self.min_power) & (p_high >= self.min_power)
         twist = 10 * np.log10(np.maximum(p_high, 1e-30) / np.maximum(p_low, 1e-30))
         settings = self.settings
         twist_ok = (twist <= settings.max_reverse_twist_db) & (-twist <= settings.max_normal_twist_db)
@@ -513,7 +518,7 @@ class _Core:
         bins = offset * self.half_len / self.rate
         with np.errstate(divide="ignore", invalid="ignore"):
             hann_gain = np.abs(np.where(np.abs(bins) < 0.999, np.sinc(bins) / (1 - bins ** 2), 0.5))
-        level = 2 * (amps ** 2).mean(axis=1) / (self.hann_sum * np.maximum(hann_gain, 1e-3)) ** 2
+        level = (first_half ** 2 + second_half ** 2) / (self.hann_sum * np.maximum(hann_gain, 1e-3)) ** 2
         return good, rows, cols, level[:, 0], level[:, 1]
 
     def _end(self, stream: int, press: _Press, j: int) -> list[KeyTone]:
