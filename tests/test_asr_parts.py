@@ -117,11 +117,13 @@ def test_a_digit_grammar_holds_numbers_and_letters_only_for_documents(builder: G
     assert {"ex", "why", "zed"} <= set(builder.for_listen(document, "en"))
 
 
-def test_a_confirmation_grammar_is_yes_no_and_the_commands(builder: GrammarBuilder) -> None:
+def test_a_confirmation_grammar_is_yes_no_the_commands_and_a_corrected_number(builder: GrammarBuilder) -> None:
     listen = Listen(node="ref", expect=Expect.YES_NO, languages=("es",), keys=("1", "2"))
+    words = builder.words["es"]
     assert set(builder.for_listen(listen, "es")) == {"sí", "si", "correcto", "es correcto", "exacto", "vale",
                                                     "eso es", "de acuerdo", "no", "no es correcto", "incorrecto",
-                                                    "otra vez no", "operador", "repetir", "atrás"}
+                                                    "otra vez no", "operador", "repetir", "atrás",
+                                                    *words.digits, *words.numbers}
 
 
 def test_after_the_end_only_the_commands_are_heard(builder: GrammarBuilder) -> None:
@@ -176,3 +178,19 @@ def test_what_was_said_stays_out_of_reprs() -> None:
     for word in ("ocho", "seis", "cuatro", "dos"):
         assert word not in shown
     assert transcript.confidence == 0.9 and not transcript.rejected
+
+
+def test_a_failing_decoding_job_does_not_silence_the_calls_later_speech() -> None:
+    from voicebot.asr.recognizer import DecoderPool
+
+    done = []
+
+    def broken() -> None:
+        raise RuntimeError("Vosk said no")
+
+    with DecoderPool(1) as pool:
+        lane = pool.lane()
+        lane.submit(broken)
+        lane.submit(lambda: done.append("next"))
+        assert lane.wait(5.0)
+    assert done == ["next"]

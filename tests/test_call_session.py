@@ -152,3 +152,21 @@ def test_three_hours_of_silence_end_in_a_minute_without_reading_them(line: Line,
     assert result.record["outcome"] == "transferred" and result.record["outcome_reason"] == "no_input"
     assert result.transcript["input_seconds"] == 3 * 3600
     assert result.transcript["input_used_seconds"] < 120 and not result.transcript["input_ended_first"]
+
+
+class BrokenRenderer(WordsTimedRenderer):
+    """Renders the first prompt, then fails (a bug, a full disk)."""
+
+    def render(self, play: PlayPrompt, sample_rate: int) -> np.ndarray:
+        if self.rendered:
+            raise OSError("disk full")
+        return super().render(play, sample_rate)
+
+
+def test_a_failure_inside_the_call_ends_it_cleanly_with_its_record(line: Line, tmp_path: Path) -> None:
+    caller = keyed(tmp_path, "1", lead=1.0)
+    result = call_from_file(line, BrokenRenderer(), None, caller, dialed="950183313", hold_on=2.0)
+    assert result.record["outcome"] == "failed"
+    assert [e for e in result.transcript["entries"] if e["kind"] == "internal_error"] == [
+        {"t": pytest.approx(1.2, abs=0.2), "kind": "internal_error", "error": "OSError"}]
+    assert [r["call_id"] for r in line.call_log.recent(1)] == [result.record["call_id"]]

@@ -924,7 +924,9 @@ def test_too_many_digits_are_read_back_with_the_length_needed(call: Call, es: Pr
     call.keys("111")  # user recovery, e-banking, DNI: the DNI number wants 8 digits
     out = call.say("uno dos tres cuatro cinco seis siete ocho nueve")
     [prompt] = played(out)
-    assert SpokenDigits("123456789") in prompt.segments
+    # Spoken in full, but the DNI step masks its entry: the digits stay out of the transcript.
+    assert SpokenDigits(Secret("123456789")) in prompt.segments
+    assert "123456789" not in prompt.masked_text() and "1 2 3" not in prompt.masked_text()
     assert prompt.prompt_id == "dni_number.reprompt"
     assert Text("texts.wrong_count.es.expected", "8") in prompt.segments  # "…y necesito 8 cifras"
     assert call.engine.record.inputs[-1]["value"].endswith("(wrong length)")
@@ -1028,3 +1030,17 @@ def test_an_out_of_scope_sentence_at_a_menu_is_a_no_match(call: Call, es: Prompt
     call.prompt_ends()
     out = call.say("quiero pedir una hipoteca para un piso")
     assert es.reprompt("main", after="no_match") in out
+
+
+def test_a_spoken_correction_replaces_keyed_digits_too(call: Call) -> None:
+    at_operation_reference(call)
+    call.keys("45")
+    call.say("seis siete", confidence=DOUBTFUL)  # "4567", doubtful: read back
+    assert call.say("dos tres cuatro seis")[-1] == run_reference("2346")
+
+
+def test_a_doubtful_first_half_of_a_spoken_pin_is_asked_for_by_keys(call: Call, es: Prompts) -> None:
+    call.start(language="es")
+    call.keys("111" + DNI + CARD)
+    [prompt] = played(call.say("ocho seis", confidence=DOUBTFUL))
+    assert prompt.text.startswith(es.text("secret_by_keys"))

@@ -89,7 +89,8 @@ class GrammarBuilder:
             if listen.letters:
                 phrases += words.letters
         elif listen.expect is Expect.YES_NO:
-            phrases += words.affirm + words.deny
+            # Digits too: a caller may answer a read-back by saying the number again, corrected.
+            phrases += words.affirm + words.deny + words.digits + words.numbers
         return _unique(vosk_phrase(p) for p in phrases)
 
     def every_phrase(self, language: str, menu_phrases: Iterable[str] = ()) -> list[str]:

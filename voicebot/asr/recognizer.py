@@ -21,6 +21,7 @@ order, so ``feed`` never waits for Vosk: results come back from a later ``feed``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import itertools
 import json
 import queue
@@ -35,6 +36,8 @@ import numpy as np
 
 from .speech_model import UNKNOWN_TOKENS, SpeechModel
 from .vad import VoiceActivity, VoiceEnded, VoiceStarted
+
+log = logging.getLogger(__name__)
 
 PARTIAL_EVERY_SECONDS = 0.2  # how often a partial result is asked for while a voice goes on
 
@@ -168,7 +171,10 @@ class _Lane:
                     self._idle.set()
                     return
                 job = self._jobs.popleft()
-            job()
+            try:
+                job()
+            except Exception:  # a failing decode must not silence the call's later speech
+                log.exception("speech decoding failed; the call's next utterances go on")
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._idle.wait(timeout)
@@ -254,6 +260,7 @@ class VoskRecognizer:
         """Nothing said from now on matters; an utterance being decoded is dropped."""
         self._listening = False
         self._stale_up_to = self._last_number
+        self._voice_start = None  # that voice is not decoded again when the line listens next
         if self._decoding is not None:
             self._decoding = None
             self._lane.submit(self._job_drop)

@@ -73,6 +73,7 @@ class LineSpeech:
             if paths[lang] is None:
                 self._problems[lang] = missing_model_message(lang, config.speech)
         self.models = SpeechModels(paths)
+        self._owns_pool = pool is None
         self.pool = pool or DecoderPool(config.speech.decoder_threads)
         self.recognizer_settings = RecognizerSettings(
             min_voice=config.speech.min_voice,
@@ -144,4 +145,5 @@ class LineSpeech:
         return reports
 
     def close(self) -> None:
-        self.pool.close()
+        if self._owns_pool:
+            self.pool.close()

@@ -63,9 +63,10 @@ def cmd_call(args: argparse.Namespace, config: Config) -> int:
     from .file import call_from_file, write_results
 
     line = Line.open(config)
-    line.ensure_demo_bank()
-    speech = _speech(config, line.menu, not args.no_speech)
+    speech = None
     try:
+        line.ensure_demo_bank()
+        speech = _speech(config, line.menu, not args.no_speech)
         renderer = _prompt_renderer(config)
         if args.device is not None:
             from .headset import call_on_device
@@ -123,17 +124,19 @@ def cmd_fixtures_run(args: argparse.Namespace, config: Config) -> int:
         renderer = _prompt_renderer(config)
         speech = None  # loaded with the first line (it needs the menu), shared by all runs
         results = []
-        for path in files:
-            line = Line.open(scratch_config.model_copy(update={"database": Path(scratch) / f"{path.stem}.sqlite3"}))
-            try:
-                line.ensure_demo_bank()
-                if speech is None:
-                    speech = _speech(scratch_config, line.menu, True)
-                results.append(run_scenario(line, renderer, speech, path))
-            finally:
-                line.close()
-        if speech is not None:
-            speech.close()
+        try:
+            for path in files:
+                line = Line.open(scratch_config.model_copy(update={"database": Path(scratch) / f"{path.stem}.sqlite3"}))
+                try:
+                    line.ensure_demo_bank()
+                    if speech is None:
+                        speech = _speech(scratch_config, line.menu, True)
+                    results.append(run_scenario(line, renderer, speech, path))
+                finally:
+                    line.close()
+        finally:
+            if speech is not None:
+                speech.close()
     failed = [r for r in results if not r.passed]
     if args.json:
         print(json.dumps([{"name": r.name, "passed": r.passed, "skipped": r.skipped, "problems": r.problems,

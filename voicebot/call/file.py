@@ -57,11 +57,15 @@ def call_from_file(line: Line, renderer: PromptRenderer, speech: LineSpeech | No
     heard = 0  # samples of the recording (at the line's rate) the line has heard
     read_all = False
     session.start()
+    blocks = soundfile.blocks(str(path), blocksize=info.samplerate, dtype="float64", always_2d=True)
     try:
-        blocks = soundfile.blocks(str(path), blocksize=info.samplerate, dtype="float64", always_2d=True)
         while not session.finished:
             if len(pending) < frame and not read_all:
-                block = next(blocks, None)
+                try:
+                    block = next(blocks, None)
+                except (RuntimeError, soundfile.LibsndfileError) as exc:
+                    raise AudioFileError(f"{path}: the audio stops being readable after "
+                                         f"{heard / sample_rate:.1f} s ({exc})") from None
                 if block is None:
                     read_all = True
                     tail = resampler.resample_chunk(np.zeros(0), last=True) if resampler else np.zeros(0)
@@ -76,9 +80,9 @@ def call_from_file(line: Line, renderer: PromptRenderer, speech: LineSpeech | No
             if len(chunk) < frame:
                 chunk = np.concatenate([chunk, np.zeros(frame - len(chunk))])
             out.append(session.step(chunk))
-    except (RuntimeError, soundfile.LibsndfileError) as exc:
-        session.finish()
-        raise AudioFileError(f"{path}: the audio stops being readable after {heard / sample_rate:.1f} s ({exc})") from None
+    except BaseException:
+        session.finish()  # the record is saved and the recognisers closed, whatever stopped the call
+        raise
     silence = np.zeros(frame)
     held = 0
     while not session.finished and held * FRAME_SECONDS < hold_on:

@@ -233,8 +233,10 @@ class _Caller:
         prompt = started[-1]
         if turn.delay is not None:
             return session.now >= prompt.t + turn.delay
-        return any(e.kind in ("prompt_end", "prompt_stopped") and e.t >= prompt.t
-                   and _matches(turn.wait_for, e.detail["prompt"]) for e in entries)
+        # Its own end, after it in the transcript (the prompt before may end in the same frame).
+        after = entries[entries.index(prompt) + 1:]
+        return any(e.kind in ("prompt_end", "prompt_stopped") and e.detail["prompt"] == prompt.detail["prompt"]
+                   for e in after)
 
     def frame(self, length: int) -> np.ndarray:
         out = np.zeros(length)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -121,8 +120,6 @@ class CallSession:
         self._pending_actions = 0
         self._keys_from_keyboard: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._finished = False
-        self._ended_by: str | None = None
-        self._lock = threading.Lock()
         self.on_finish: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ the transport's side
@@ -192,8 +189,11 @@ class CallSession:
             pressed = Key(key)
         except ValueError:
             return
-        secret = self._listening is not None and self._listening.secret
-        self._note("key", key=MASK if secret and key.isdigit() else key, source=source)
+        listen = self._listening
+        # A digit is shown only when the step listening for it is known not to be secret
+        # (type-ahead during an action may belong to the PIN that comes next).
+        shown = listen is not None and not listen.secret and listen.node == self.engine.node_name
+        self._note("key", key=key if shown or not key.isdigit() else MASK, source=source)
         self._feed(DigitPressed(pressed))
 
     def _recognizer(self, language: str | None = None) -> VoskRecognizer | None:
@@ -259,19 +259,20 @@ class CallSession:
         self._events.append(event)
         if len(self._events) > 1:
             return  # already inside _feed: the loop below takes it
-        while self._events:
-            current = self._events[0]
-            try:
-                commands = self.engine.feed(current)
-            except EngineError:
-                log.exception("call %s: dialog engine failed", self.meta.call_id)
-                self._note("internal_error")
-                self._events.clear()
-                self._finish("internal error")
-                return
-            for command in commands:
-                self._execute(command)
-            self._events.pop(0)
+        try:
+            while self._events:
+                commands = self.engine.feed(self._events[0])
+                for command in commands:
+                    self._execute(command)
+                self._events.pop(0)
+        except Exception as exc:
+            # A bug (the engine, a renderer, a backend): say so in the log and the
+            # transcript, end the call cleanly, never leave the caller in silence.
+            log.exception("call %s: %s failed", self.meta.call_id,
+                          "dialog engine" if isinstance(exc, EngineError) else "the call")
+            self._note("internal_error", error=type(exc).__name__)
+            self._events.clear()
+            self._finish("internal error")
 
     def _execute(self, command: Command) -> None:
         if isinstance(command, PlayPrompt):
@@ -301,6 +302,10 @@ class CallSession:
             self._finish(command.outcome.value)
 
     def _listen(self, listen: Listen) -> None:
+        if self._listening is not None and self._listening.secret:
+            # Whatever is still being said at a secret step (a PIN said while keyed) must
+            # not come out, unmasked, at the next one.
+            self._stop_listening()
         self._listening = listen
         chosen: list[VoskRecognizer] = []
         for language in listen.languages:
@@ -331,8 +336,12 @@ class CallSession:
             return
 
         def work() -> None:
-            outcome = self.line.actions.run(command.name, command.args, language)
-            done = ActionCompleted(command.action_id, outcome.result, outcome.data, outcome.detail)
+            try:
+                outcome = self.line.actions.run(command.name, command.args, language)
+                done = ActionCompleted(command.action_id, outcome.result, outcome.data, outcome.detail)
+            except Exception as exc:  # never leave the caller in silence: the engine hands over to an agent
+                log.exception("call %s: action %s failed", self.meta.call_id, command.name)
+                done = ActionCompleted(command.action_id, "error", {}, type(exc).__name__)
             self._action_results.put((command.name, done))
 
         self._pending_actions += 1
@@ -387,7 +396,6 @@ class CallSession:
         if self._finished:
             return
         self._finished = True
-        self._ended_by = why
         self._stop_listening()
         if self.on_finish is not None:
             self.on_finish()

@@ -459,7 +459,7 @@ class DialogEngine:
             return self._interrupt() + self._menu_speech(node, event.text)
         assert isinstance(node, DigitsNode)
         if self._confirming is not None:
-            return self._confirm_speech(node, event.text)
+            return self._confirm_speech(node, event.text, event.confidence)
         return self._digits_speech(node, event.text, event.confidence)
 
     def _on_timer(self, event: TimerExpired) -> list[Command]:
@@ -685,12 +685,16 @@ class DialogEngine:
         # Keys and speech may share one entry ("4 5" keyed, then "sesenta y siete" said).
         value = "".join(self._entry) + said
         count = sum(ch.isdigit() for ch in value)
+        doubtful = confidence < self.settings.confirm_below or _doubtful(understanding)
+        if node.mask is Mask.FULL and doubtful:
+            # A PIN is never read back: the caller is asked to key it, privately.
+            self._record_input("speech", MASK + " (not sure)")
+            return commands + self._failure("secret_by_keys")
         if count < node.min and value.isdigit():
             self._entry, self._entry_keyed = list(value), True
             return commands + [self._start_timer(TimerKind.INTER_DIGIT, self.settings.inter_digit_timeout)]
         # (A spoken NIE or passport carries letters: its own parser judges its length.)
         wrong_count = value.isdigit() and count > node.max
-        doubtful = confidence < self.settings.confirm_below or _doubtful(understanding)
         if node.mask is Mask.FULL:
             if wrong_count or doubtful:
                 # A PIN is never read back: the caller is asked to key it, privately.
@@ -699,7 +703,7 @@ class DialogEngine:
             return commands + self._finish_entry(node, value, "speech")
         if wrong_count:
             self._record_input("speech", self._masked(node, value) + " (wrong length)")
-            heard = {"heard": value, "expected": str(node.max)}
+            heard = {"heard": self._heard(node, value), "expected": str(node.max)}
             return commands + self._failure("wrong_count", values=heard)
         if doubtful:
             self._confirming = value
@@ -709,7 +713,8 @@ class DialogEngine:
 
     def _ask_to_confirm(self, node: DigitsNode, texts_key: str) -> list[Command]:
         assert self._confirming is not None
-        segments = self._render(self.menu.texts[texts_key], f"texts.{texts_key}", {"heard": self._confirming})
+        segments = self._render(self.menu.texts[texts_key], f"texts.{texts_key}",
+                                {"heard": self._heard(node, self._confirming)})
         listen = Listen(node=self.node_name, expect=Expect.YES_NO, languages=(self._language,),
                         keys=("1", "2", *(spec.key for spec in self.menu.universal.values() if spec.key)))
         self.phase = Phase.PLAYING
@@ -731,7 +736,7 @@ class DialogEngine:
             return commands + self._agent("no_match")
         return commands + self._ask_to_confirm(node, "confirm_again")
 
-    def _confirm_speech(self, node: DigitsNode, text: str) -> list[Command]:
+    def _confirm_speech(self, node: DigitsNode, text: str, confidence: float) -> list[Command]:
         understanding = self.interpreter.understand(text, self._language)
         commands = self._interrupt() + self._cancel_timer()
         if understanding.intent in ("affirm", "deny"):
@@ -742,8 +747,8 @@ class DialogEngine:
             return commands + self._universal(understanding.command)
         if understanding.digits:
             # Digits again instead of yes or no: the caller is correcting the number.
-            self._confirming = None
-            return commands + self._digits_speech(node, text, 1.0)
+            self._clear_entry()
+            return commands + self._digits_speech(node, text, confidence)
         self._attempts += 1
         if self._attempts >= self.settings.max_attempts:
             return commands + self._agent("no_match")
@@ -780,6 +785,11 @@ class DialogEngine:
         self.slots[node.slot] = Secret(value) if node.mask is Mask.FULL else stored
         return self._go(node.next)
 
+    def _heard(self, node: DigitsNode, value: str) -> str | Secret:
+        """A number read back: spoken in full, but a step that masks its entry (a document)
+        keeps it out of the transcript's text."""
+        return value if node.mask is Mask.NONE else Secret(value)
+
     def _clear_entry(self) -> None:
         self._entry, self._entry_keyed, self._confirming = [], False, None
 
@@ -793,7 +803,7 @@ class DialogEngine:
     # ------------------------------------------------------------------ failures, commands
 
     def _failure(self, kind: str, invalid_texts: Mapping[str, str] | None = None,
-                 values: Mapping[str, str] | None = None) -> list[Command]:
+                 values: Mapping[str, str | Secret] | None = None) -> list[Command]:
         """A no-input, no-match or invalid entry: re-prompt shortly, or give up to an agent."""
         self._attempts += 1
         node = self.menu.nodes[self.node_name]
@@ -891,7 +901,8 @@ class DialogEngine:
         value = self.slots.get(name)
         return None if isinstance(value, Secret) else value
 
-    def _render(self, texts: Mapping[str, str], key: str, values: Mapping[str, str] | None = None) -> list[Segment]:
+    def _render(self, texts: Mapping[str, str], key: str,
+                values: Mapping[str, str | Secret] | None = None) -> list[Segment]:
         template = texts.get(self._language) or next(iter(texts.values()))
         segments: list[Segment] = []
         for literal, field_name, spec, _ in Formatter().parse(template):
