@@ -62,6 +62,8 @@ def test_fixtures_build_then_run(config_file: Path, tmp_path: Path, capsys: pyte
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["barge-in-key-en", "leaf-no-match-es-keys"]
     assert main(["--config", str(config_file), "fixtures", "build", "--folder", str(folder)]) == 0
     assert "0 clips rendered" in capsys.readouterr().out
+    assert main(["--config", str(config_file), "fixtures", "build", "--folder", str(folder), "--force"]) == 0
+    assert "0 already there" in capsys.readouterr().out
     assert main(["--config", str(config_file), "fixtures", "run", "--folder", str(folder), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["passed"]) for r in results] == [("barge-in-key-en", True), ("leaf-no-match-es-keys", True)]

@@ -34,6 +34,7 @@ def add_call_commands(sub: Any) -> None:
     folder.add_argument("--folder", default=str(DEFAULT_FIXTURES), help="where the scenarios are (default: audio_fixtures/)")
     build = fixtures_sub.add_parser("build", parents=[folder], help="render each caller's clips into WAV files beside it")
     build.add_argument("pattern", nargs="?", default="*", help="scenario names (shell pattern)")
+    build.add_argument("--force", action="store_true", help="render every clip again (the generator or espeak-ng changed)")
     build.set_defaults(handler=cmd_fixtures_build)
     run = fixtures_sub.add_parser("run", parents=[folder], help="play the scenarios against the line: pass or fail")
     run.add_argument("pattern", nargs="?", default="*", help="scenario names (shell pattern)")
@@ -101,7 +102,7 @@ def cmd_fixtures_build(args: argparse.Namespace, config: Config) -> int:
         return 1
     written = kept = 0
     for path in files:
-        w, k = build_clips(path)
+        w, k = build_clips(path, force=args.force)
         written, kept = written + w, kept + k
     print(f"{len(files)} scenarios: {written} clips rendered, {kept} already there")
     return 0

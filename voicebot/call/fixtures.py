@@ -138,8 +138,9 @@ def clips_folder(scenario_path: Path) -> Path:
     return scenario_path.with_suffix("")  # audio_fixtures/<name>/, beside <name>.yaml
 
 
-def build_clips(scenario_path: Path) -> tuple[int, int]:
-    """Render the scenario's clips into WAV files beside it; (written, already there)."""
+def build_clips(scenario_path: Path, force: bool = False) -> tuple[int, int]:
+    """Render the scenario's clips into WAV files beside it; (written, already there).
+    ``force``: render them all again (after a change to the tone generator or espeak-ng)."""
     import soundfile
 
     scenario = load_scenario(scenario_path)
@@ -152,7 +153,7 @@ def build_clips(scenario_path: Path) -> tuple[int, int]:
         name = f"{clip_key(turn)}.wav"
         wanted.add(name)
         target = folder / name
-        if target.exists():
+        if target.exists() and not force:
             kept += 1
             continue
         folder.mkdir(parents=True, exist_ok=True)
