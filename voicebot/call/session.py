@@ -169,7 +169,7 @@ class CallSession:
         if not self._finished:
             self._note("caller_hung_up")
             self._feed(CallerHungUp())
-            self._finish("caller hung up")
+            self._finish()
 
     def finish(self) -> dict[str, Any]:
         """The call record (saved in the call log); ends the call first if it is still going."""
@@ -272,7 +272,7 @@ class CallSession:
                           "dialog engine" if isinstance(exc, EngineError) else "the call")
             self._note("internal_error", error=type(exc).__name__)
             self._events.clear()
-            self._finish("internal error")
+            self._finish()
 
     def _execute(self, command: Command) -> None:
         if isinstance(command, PlayPrompt):
@@ -299,7 +299,7 @@ class CallSession:
             self._transfer(command)
         elif isinstance(command, HangUp):
             self._note("hangup", outcome=command.outcome.value, reason=command.reason)
-            self._finish(command.outcome.value)
+            self._finish()
 
     def _listen(self, listen: Listen) -> None:
         if self._listening is not None and self._listening.secret:
@@ -362,7 +362,7 @@ class CallSession:
             self._feed(TransferFailed(command.reason))
             return
         self._note("transfer", reason=command.reason, target=ticket.target, ticket=ticket.ticket_id)
-        self._finish("transferred")
+        self._finish()
 
     def _run_timers(self) -> None:
         for timer_id, deadline in sorted(self._timers.items(), key=lambda item: item[1]):
@@ -392,7 +392,7 @@ class CallSession:
     def _note(self, kind: str, **detail: Any) -> None:
         self.transcript.append(TranscriptEntry(self.now, kind, detail))
 
-    def _finish(self, why: str) -> None:
+    def _finish(self) -> None:
         if self._finished:
             return
         self._finished = True
