@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soxr
 
 from voicebot.asr.grammar import GrammarBuilder, end_silence, load_speech_words, vosk_phrase
 from voicebot.asr.vad import VoiceActivity, VoiceEnded, VoiceStarted
+from voicebot.call.noises import NOISES, noise
 from voicebot.config import Speech
 from voicebot.dialog.commands import Expect, Listen
 from voicebot.dtmf.talkoff import speak
@@ -27,11 +29,13 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * 8000))
 
 
-def detect(audio: np.ndarray, **kwargs: float) -> list:
-    vad = VoiceActivity(8000, **kwargs)  # type: ignore[arg-type]
+def detect(audio: np.ndarray, rate: int = 8000, **kwargs: float) -> list:
+    vad = VoiceActivity(rate, **kwargs)  # type: ignore[arg-type]
     events = []
-    for start in range(0, len(audio), 160):
-        events += vad.feed(pcm(audio[start:start + 160]))
+    frame = rate // 50
+    for start in range(0, len(audio), frame):
+        events += vad.feed(pcm(audio[start:start + frame]))
+    vad.close()
     return events
 
 
@@ -63,6 +67,36 @@ def test_a_click_is_not_a_voice() -> None:
     cough_short = rng.normal(0, 0.2, 480)  # 60 ms: shorter than min_voice
     audio = np.concatenate([silence(0.5), click, silence(0.5), cough_short, silence(0.5)])
     assert detect(audio, min_voice=0.12) == []
+
+
+@pytest.mark.parametrize("kind", sorted(NOISES))
+def test_a_sound_that_is_not_a_voice_does_not_start_one_once_silero_confirms(kind: str) -> None:
+    for seed in range(5):
+        audio = np.concatenate([silence(0.5), noise(kind, seed), silence(1.0)])
+        assert detect(audio, confirm=0.5) == [], f"{kind} (seed {seed}) taken for a voice"
+
+
+@needs_espeak
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_a_voice_is_confirmed_as_soon_as_webrtc_alone_would_see_it(rate: int) -> None:
+    for text, voice in [("sí", "es"), ("dos", "es"), ("yes", "en"), ("quiero hablar con un operador", "es")]:
+        audio = np.concatenate([silence(0.5), speak(text, voice, 175, 50), silence(1.0)])
+        if rate != 8000:
+            audio = soxr.resample(audio, 8000, rate)
+        alone, confirmed = (detect(audio, rate=rate), detect(audio, rate=rate, confirm=0.5))
+        assert [type(e) for e in confirmed] == [VoiceStarted, VoiceEnded], text
+        assert confirmed[0].at_sample == alone[0].at_sample, text
+
+
+@needs_espeak
+def test_a_hum_that_lasts_is_rechecked_so_a_voice_over_it_is_still_heard() -> None:
+    t = np.arange(8000 * 5) / 8000
+    audio = 0.05 * np.sin(2 * np.pi * 50 * t) + 0.025 * np.sin(2 * np.pi * 150 * t)  # mains hum, all along
+    words = speak("quiero hablar con un operador", "es", 175, 50)
+    audio[int(2.5 * 8000):int(2.5 * 8000) + words.size] += words
+    starts = [e for e in detect(audio, confirm=0.5) if isinstance(e, VoiceStarted)]
+    assert starts, "the voice over the hum was never noticed"
+    assert 2.0 * 8000 <= starts[0].at_sample <= 3.6 * 8000  # the voice's window, not the hum's start
 
 
 def test_faint_hiss_is_never_a_voice() -> None:

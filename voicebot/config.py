@@ -91,6 +91,9 @@ class Speech(_Section):
     max_utterance: float = Field(12.0, gt=1, le=60, description="seconds of speech after which the result is taken")
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="WebRTC VAD mode: 0 lets most sound in, 3 least")
     min_voice: float = Field(0.12, gt=0, le=1, description="seconds of voice before speech counts as begun (not a click)")
+    voice_confirmation: float | None = Field(
+        0.5, gt=0, lt=1, description="Silero VAD score a voice's onset must reach to count (keeps a cough, a breath, "
+        "hum or line noise from cutting a prompt short); null: WebRTC's VAD alone")
     decoder_threads: int = Field(2, ge=1, le=64, description="threads decoding speech for all calls (Vosk releases the GIL)")
     alternatives: int = Field(
         0, ge=0, le=10, description="n-best list for a doubtful result (a second decoding: costs CPU); 0 for none")

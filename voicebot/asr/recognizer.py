@@ -46,6 +46,7 @@ PARTIAL_EVERY_SECONDS = 0.2  # how often a partial result is asked for while a v
 class RecognizerSettings:
     pre_roll: float = 0.3  # seconds of audio before the voice's onset sent with it (soft first sounds)
     min_voice: float = 0.12
+    voice_confirmation: float | None = 0.5  # Silero's score an onset must reach (see vad.py); None: WebRTC alone
     vad_aggressiveness: int = 2
     min_level_dbfs: float = -55.0  # quieter frames are never a voice (WebRTC's VAD flags faint hiss at times)
     max_utterance: float = 12.0
@@ -222,7 +223,8 @@ class VoskRecognizer:
             # seed, which would make the same call decode differently twice.
             self._resampler = soxr.ResampleStream(sample_rate, self.rate, 1, dtype="float32", quality=quality)
         self.vad = VoiceActivity(self.rate, self.settings.vad_aggressiveness, self.settings.min_voice,
-                                 min_level_dbfs=self.settings.min_level_dbfs)
+                                 min_level_dbfs=self.settings.min_level_dbfs,
+                                 confirm=self.settings.voice_confirmation)
         self._lane = pool.lane()
         self._results: queue.SimpleQueue[SpeechEvent] = queue.SimpleQueue()
         self._on_result = on_result
@@ -328,6 +330,7 @@ class VoskRecognizer:
 
     def close(self) -> None:
         self.stop_listening()
+        self.vad.close()
         self._lane.submit(self._job_release)
         self._lane.wait(5.0)
 
@@ -380,6 +383,9 @@ class VoskRecognizer:
         keep_from = end - int((self.settings.pre_roll + self.settings.min_voice + 0.1) * self.rate)
         if self._decoding is not None:
             keep_from = min(keep_from, self._sent_until)
+        elif self.vad.candidate_sample is not None:
+            # An onset waiting for Silero's verdict: its audio is kept for the decoder.
+            keep_from = min(keep_from, self.vad.candidate_sample - int(self.settings.pre_roll * self.rate))
         elif self._voice_start is not None:
             # A voice over a prompt: kept (up to max_utterance) in case the line listens to it.
             keep_from = min(keep_from, max(self._voice_start - int(self.settings.pre_roll * self.rate),

@@ -77,6 +77,7 @@ class LineSpeech:
         self.pool = pool or DecoderPool(config.speech.decoder_threads)
         self.recognizer_settings = RecognizerSettings(
             min_voice=config.speech.min_voice,
+            voice_confirmation=config.speech.voice_confirmation,
             vad_aggressiveness=config.speech.vad_aggressiveness,
             max_utterance=config.speech.max_utterance,
             alternatives=config.speech.alternatives,

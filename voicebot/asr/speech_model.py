@@ -6,6 +6,7 @@ Vosk's own objects and JSON stop here: the rest of the project sees ``SpeechMode
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -133,6 +134,12 @@ class SpeechModels:
                 self._problems[language] = (f"no speech model for {language!r}: run `{self._hint.format(lang=language)}` "
                                             "(the line works keys-only in this language until then)")
                 return None
+            loaded = next((m for m in self._models.values() if m.path.resolve() == Path(path).resolve()), None)
+            if loaded is not None:
+                # One folder named for two languages (a stand-in model in tests): loaded once.
+                self._models[language] = copy.copy(loaded)
+                self._models[language].language = language
+                return self._models[language]
             try:
                 model = SpeechModel(path, language)
             except SpeechModelError as exc:

