@@ -437,7 +437,9 @@ class ThroughputRun:
 
 
 def keys_fixtures() -> list[Path]:
-    return [path for path in scenario_files(FIXTURES) if not load_scenario(path).needs_speech]
+    """The fixtures a keys-only line plays (no speech model, no stand-in recogniser)."""
+    return [path for path in scenario_files(FIXTURES)
+            if not load_scenario(path).needs_speech and load_scenario(path).speech_stand_in is None]
 
 
 def run_fixtures(bench: Bench, paths: Sequence[Path]) -> tuple[ThroughputRun, list[FixtureResult]]:
@@ -1087,7 +1089,8 @@ def main() -> None:
         "## Fixture throughput",
         "",
         (f"All {through.fixtures} fixtures of `audio_fixtures/` that need no speech model (every leaf by keys in "
-         "both languages, type-ahead, barge-in by key, the noisy line, hang-up mid-PIN), played by "
+         "both languages, type-ahead, barge-in by key, the noisy line, hang-up mid-PIN, no-input and "
+         "no-match escalations), played by "
          "`run_scenario` on a keys-only line (no recogniser), the process "
          f"{through.pinned}, after one warm-up run (dynamic fills synthesised and cached). "
          "Wall = seconds inside `run_scenario` (the line's bank copied before, outside it). × real time = "
