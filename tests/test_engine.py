@@ -46,7 +46,7 @@ from voicebot.dialog.commands import Text
 from voicebot.errors import EngineError
 from voicebot.masking import MASK, Secret
 from voicebot.menu import load_menu
-from voicebot.menu.model import Menu, Outcome, Route
+from voicebot.menu.model import Menu, Outcome, Route, language_spans
 from voicebot.nlu import TextInterpreter
 
 UNLOCK_LINE = "950183313"
@@ -147,7 +147,8 @@ class Says:
     """Matches a ``PlayPrompt`` by what the caller hears; the whole object is unwieldy."""
 
     def __init__(self, prompt_id: str, text: str, language: str = "es", barge_in: bool | None = None) -> None:
-        self.prompt_id, self.text, self.language, self.barge_in = prompt_id, text, language, barge_in
+        heard = "".join(part for _, part in language_spans(text, language))  # <en>…</en> marks a voice, not words
+        self.prompt_id, self.text, self.language, self.barge_in = prompt_id, heard, language, barge_in
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PlayPrompt):
@@ -1044,3 +1045,11 @@ def test_a_doubtful_first_half_of_a_spoken_pin_is_asked_for_by_keys(call: Call, 
     call.keys("111" + DNI + CARD)
     [prompt] = played(call.say("ocho seis", confidence=DOUBTFUL))
     assert prompt.text.startswith(es.text("secret_by_keys"))
+
+
+def test_a_part_marked_in_another_language_is_said_in_its_voice(call: Call) -> None:
+    [play, _] = call.start()
+    assert isinstance(play, PlayPrompt) and play.language == "es"
+    voices = [(segment.language, segment.text) for segment in play.segments]  # type: ignore[union-attr]
+    assert voices == [(None, "Servicio de desbloqueo de claves. Para castellano, pulse 1. "),
+                      ("en", "For English, press 2.")]

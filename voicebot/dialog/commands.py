@@ -13,10 +13,13 @@ from ..menu.model import Outcome
 
 @dataclass(frozen=True)
 class Text:
-    """A fixed piece of a prompt; ``key`` names it for a synthesis cache (``texts.no_match``)."""
+    """A fixed piece of a prompt; ``key`` names it for a synthesis cache (``texts.no_match``).
+    ``language``: said in that language's voice, not the prompt's (the language menu's
+    "For English, press 2" in a Spanish prompt)."""
 
     key: str
     text: str
+    language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from ..menu.model import (
     Outcome,
     TransferNode,
     UniversalCommand,
+    language_spans,
 )
 from ..nlu.interpreter import TextInterpreter, Understanding, longest_match
 from .commands import (
@@ -905,9 +906,17 @@ class DialogEngine:
                 values: Mapping[str, str | Secret] | None = None) -> list[Segment]:
         template = texts.get(self._language) or next(iter(texts.values()))
         segments: list[Segment] = []
+        for language, part in language_spans(template, self._language):
+            segments += self._render_part(part, key, language, values)
+        return segments
+
+    def _render_part(self, template: str, key: str, language: str,
+                     values: Mapping[str, str | Secret] | None) -> list[Segment]:
+        voice = None if language == self._language else language
+        segments: list[Segment] = []
         for literal, field_name, spec, _ in Formatter().parse(template):
             if literal:
-                segments.append(Text(f"{key}.{self._language}", literal))
+                segments.append(Text(f"{key}.{self._language}", literal, voice))
             if field_name is None:
                 continue
             if values is not None and field_name in values:
@@ -919,7 +928,7 @@ class DialogEngine:
             if spec == "digits":
                 segments.append(SpokenDigits(value))
             else:
-                segments.append(Text(f"{key}.{self._language}.{field_name}", str(value)))
+                segments.append(Text(f"{key}.{self._language}.{field_name}", str(value), voice))
         return segments
 
     def _play(self, prompt_id: str, segments: list[Segment], barge_in: bool) -> PlayPrompt:

@@ -16,6 +16,7 @@ from .model import (
     MessageNode,
     Next,
     Route,
+    language_spans,
 )
 
 PathKey = tuple[str | int, ...]
@@ -144,6 +145,12 @@ def _check_nodes(menu: Menu, known_actions: Iterable[str] | None) -> Iterator[tu
             for _, field, spec, _ in Formatter().parse(text):
                 if field is not None and spec not in ("", "digits"):
                     yield base + ("prompt", lang), f"unknown format ':{spec}' (only ':digits')"
+        for name in ("prompt", "reprompt"):
+            for lang, text in (getattr(node, name, None) or {}).items():
+                for part_language, _ in language_spans(text, lang):
+                    if part_language not in menu.languages:
+                        yield base + (name, lang), (f"<{part_language}>: not a language of the menu "
+                                                    f"({', '.join(menu.languages)})")
 
 
 def _reachable(menu: Menu) -> set[str]:

@@ -17,12 +17,32 @@ can serve several flows.
 from __future__ import annotations
 
 import enum
+import re
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Texts = dict[str, str]  # language -> text
 Phrases = dict[str, list[str]]  # language -> phrases a caller may say
+
+
+_OTHER_LANGUAGE = re.compile(r"<([a-z]{2,3})>(.*?)</\1>", re.S)
+
+
+def language_spans(template: str, language: str) -> list[tuple[str, str]]:
+    """A prompt template cut where it changes language: ``"Para castellano, pulse 1.
+    <en>For English, press 2.</en>"`` read in ``es`` is ``[("es", "Para castellano, pulse
+    1. "), ("en", "For English, press 2.")]``, so each part is spoken in its own voice."""
+    spans: list[tuple[str, str]] = []
+    at = 0
+    for match in _OTHER_LANGUAGE.finditer(template):
+        if match.start() > at:
+            spans.append((language, template[at:match.start()]))
+        spans.append((match.group(1), match.group(2)))
+        at = match.end()
+    if at < len(template):
+        spans.append((language, template[at:]))
+    return spans
 
 
 class UniversalCommand(enum.StrEnum):

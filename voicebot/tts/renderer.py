@@ -31,7 +31,7 @@ import numpy as np
 
 from ..config import Config, Tts
 from ..masking import reveal
-from ..menu.model import Menu
+from ..menu.model import Menu, language_spans
 from .audio import Level, finish_clip, silence
 from .cache import ClipKey, PromptCache
 from .errors import PromptCacheError
@@ -63,11 +63,13 @@ def _has_words(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
-def literals(template: str) -> Iterator[str]:
-    """The fixed parts of a prompt template, as the engine cuts them (``{x:digits}`` splits)."""
-    for literal, _field, _spec, _conv in Formatter().parse(template):
-        if literal:
-            yield literal
+def literals(template: str, language: str) -> Iterator[tuple[str, str]]:
+    """The fixed parts of a prompt template with the language each is said in, as the
+    engine cuts them (``{x:digits}`` splits; ``<en>…</en>`` is said in English)."""
+    for part_language, part in language_spans(template, language):
+        for literal, _field, _spec, _conv in Formatter().parse(part):
+            if literal:
+                yield part_language, literal
 
 
 def menu_texts(menu: Menu, languages: Iterable[str]) -> list[tuple[str, str]]:
@@ -82,10 +84,10 @@ def menu_texts(menu: Menu, languages: Iterable[str]) -> list[tuple[str, str]]:
     for language in languages:
         for texts in groups:
             template = texts.get(language) or next(iter(texts.values()))
-            for literal in literals(template):
+            for said_in, literal in literals(template, language):
                 text = speakable(literal)
                 if _has_words(text):
-                    seen.setdefault((language, text), None)
+                    seen.setdefault((said_in, text), None)
     return list(seen)
 
 
@@ -192,7 +194,7 @@ class PromptRenderer:
                 text = speakable(raw)
                 if _has_words(text):
                     pause = max(pause, s.digit_pause)
-                    sound(self.text_clip(text, play.language, sample_rate))
+                    sound(self.text_clip(text, segment.language or play.language, sample_rate))
                 pause = max(pause, self._pause_at(raw.rstrip()[-1:]))
         if not pieces:
             return silence(0, sample_rate)
