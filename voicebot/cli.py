@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--console", action="store_true", help="a console call even with a headset plugged in")
     run.set_defaults(handler=cmd_run)
 
+    serve = sub.add_parser("serve", help="answer phone calls over SIP/RTP (softphones, a PBX, a trunk) until "
+                                         "SIGTERM (calls in progress finish) or Ctrl-C")
+    serve.add_argument("--sip", metavar="HOST:PORT", help="where to answer (default: sip.listen, 127.0.0.1:5060)")
+    serve.add_argument("--tcp", action="store_true", help="also answer SIP over TCP")
+    serve.add_argument("--no-speech", action="store_true", help="keys only (no speech models loaded)")
+    serve.set_defaults(handler=cmd_serve)
+
     chat = sub.add_parser("chat", help="one call in the console: you are the caller (or a script on stdin)")
     chat.add_argument("--caller-id", default=None, help="the caller's number, e.g. +34600000001")
     chat.add_argument("--dialed", default=UNLOCK_LINE, help="number dialled: 950183313 (unlock) or 901511000 (support)")
@@ -225,6 +232,42 @@ def _headset_run(args: argparse.Namespace, config: Config, line: Any, headset: A
         if speech is not None:
             speech.close()
     print(f"\nCall record {record['call_id']}: {record['outcome']}. `voicebot calls` lists them.")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    import asyncio
+
+    from .call.commands import _prompt_renderer, _speech
+    from .config import Sip
+    from .transports.sip import SipServer, serve
+
+    overrides: dict[str, Any] = {}
+    if args.sip:
+        overrides["listen"] = args.sip
+    if args.tcp:
+        overrides["tcp"] = True
+    try:
+        sip = Sip.model_validate({**config.sip.model_dump(), **overrides})
+    except ValueError as exc:
+        raise ConfigError(f"--sip: {exc}") from None
+    config = config.model_copy(update={"sip": sip})
+    line = _open_line(config)
+    speech = _speech(config, line.menu, config.speech.enabled and not args.no_speech)
+    server = SipServer(line, _prompt_renderer(config), speech)
+    numbers = ", ".join(config.dialed_numbers)
+
+    def ready() -> None:
+        print(f"voicebot: answering SIP on {sip.listen} ({'udp+tcp' if sip.tcp else 'udp'}); "
+              f"numbers {numbers}; SIGTERM drains, Ctrl-C ends the calls", flush=True)
+
+    try:
+        asyncio.run(serve(server, ready))
+    finally:
+        if speech is not None:
+            speech.close()
+        line.close()
+    print(f"voicebot: stopped ({server.stats['answered']} call(s) answered)", flush=True)
     return 0
 
 

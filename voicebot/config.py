@@ -99,6 +99,59 @@ class Speech(_Section):
         0, ge=0, le=10, description="n-best list for a doubtful result (a second decoding: costs CPU); 0 for none")
 
 
+class Sip(_Section):
+    """`voicebot serve`: the SIP/RTP front (softphones, a PBX or a trunk)."""
+
+    listen: str = Field("127.0.0.1:5060", description="host:port where SIP is answered (UDP, and TCP if enabled)")
+    tcp: bool = Field(False, description="also answer SIP over TCP on the same port")
+    media_address: str | None = Field(None, description="IP address put in the SDP (default: the listen host)")
+    rtp_ports: tuple[int, int] = Field((20000, 20999), description="even RTP ports are taken from this range")
+    codecs: tuple[str, ...] = Field(
+        ("G722", "PCMA", "PCMU"), min_length=1,
+        description="preferred first: G722 (wideband, better for speech recognition), PCMA, PCMU")
+    allow: tuple[str, ...] = Field(
+        ("127.0.0.0/8", "::1/128"), description="source networks allowed to call (CIDR); [] for any source")
+    users: dict[str, str] = Field(
+        default_factory=dict, description="digest authentication for trunks: user -> password; {} for none")
+    realm: str = Field("voicebot", description="digest realm")
+    max_calls: int = Field(100, ge=1, le=10000, description="simultaneous calls; past it new calls get 503")
+    max_calls_per_source: int = Field(50, ge=1, le=10000, description="simultaneous calls from one IP address")
+    rtp_timeout: float = Field(10.0, gt=0, le=600, description="seconds without RTP (not on hold) before hanging up")
+    transfer_timeout: float = Field(8.0, gt=0, le=120, description="seconds the agent side has to accept a REFER")
+    drain_seconds: float = Field(
+        300.0, ge=0, le=3600, description="on SIGTERM: seconds calls in progress may take to finish")
+
+    @field_validator("codecs")
+    @classmethod
+    def _known_codecs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        known = {"G722", "PCMA", "PCMU"}
+        upper = tuple(codec.upper() for codec in value)
+        unknown = [codec for codec in upper if codec not in known]
+        if unknown:
+            raise ValueError(f"unknown codec(s) {unknown}: one of {sorted(known)}")
+        return upper
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP network (e.g. 10.0.0.0/8 or 192.0.2.7)") from None
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r}: expected host:port, e.g. 127.0.0.1:5060")
+        return value
+
+
 class Logging(_Section):
     file: Path | None = Field(Path("var/voicebot.log"), description="log file (secrets are masked); null for none")
     level: str = Field("INFO")
@@ -185,6 +238,7 @@ class Config(_Section):
     logging: Logging = Logging()
     security: Security = Security()
     tts: Tts = Tts()
+    sip: Sip = Sip()
 
     @field_validator("dialed_numbers")
     @classmethod

@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 FRAME_SECONDS = 0.02
 LINE_RATES = (8000, 16000)  # where the DTMF detector works natively
+DUPLICATE_KEY_WINDOW = 0.5  # seconds: the same key reported by two sources is one press
 
 
 class PromptRenderer(Protocol):
@@ -118,9 +119,15 @@ class CallSession:
         self._action_results: queue.SimpleQueue[tuple[str, ActionCompleted]] = queue.SimpleQueue()
         self._actions = None if virtual else ThreadPoolExecutor(max_workers=1, thread_name_prefix="action")
         self._pending_actions = 0
-        self._keys_from_keyboard: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._keys_from_keyboard: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._recent_keys: list[tuple[float, str, str]] = []  # (time, key, source): one press, several reports
+        self._transfer_answers: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._transferring: Transfer | None = None
         self._finished = False
         self.on_finish: Callable[[], None] | None = None
+        # A transport that transfers calls itself (SIP REFER) sets this; it answers with
+        # ``transfer_answered``. Without it, the desk's hand-off is the transfer.
+        self.on_transfer: Callable[[Transfer, str], None] | None = None
 
     # ------------------------------------------------------------------ the transport's side
 
@@ -141,9 +148,15 @@ class CallSession:
             self.engine.settings = replace(self.engine.settings, speech_languages=tuple(speech_languages))
         self._feed(CallStarted(self.meta.caller_id, self.meta.dialed, self._language))
 
-    def press(self, key: str) -> None:
-        """A key from another source than the audio (a computer keyboard beside a headset)."""
-        self._keys_from_keyboard.put(key)
+    def press(self, key: str, source: str = "keyboard") -> None:
+        """A key from another source than the audio: a computer keyboard beside a headset,
+        an RFC 4733 event or a SIP INFO on a phone line. Any thread; heard at the next frame."""
+        self._keys_from_keyboard.put((key, source))
+
+    def transfer_answered(self, accepted: bool) -> None:
+        """The transport's answer to ``on_transfer``: the call went to the agent (it ends
+        here), or it was refused (the engine tells the caller the agent's number)."""
+        self._transfer_answers.put(accepted)
 
     def step(self, caller: np.ndarray) -> np.ndarray:
         """One frame of the caller's audio in (any length, usually 20 ms); as much of the bot's out."""
@@ -159,15 +172,23 @@ class CallSession:
         for tone in tones:
             self._key(tone.key, source="tone")
         while not self._keys_from_keyboard.empty():
-            self._key(self._keys_from_keyboard.get(), source="keyboard")
+            key, source = self._keys_from_keyboard.get()
+            self._key(key, source=source)
+        while not self._transfer_answers.empty():
+            self._transfer_answered(self._transfer_answers.get())
         self._hear(muted)
         self._collect_actions()
         self._run_timers()
         return self._play_out(len(samples))
 
-    def hang_up(self) -> None:
+    def note(self, kind: str, **detail: Any) -> None:
+        """Something the transport saw, in the transcript at the current time (hold, resume)."""
+        self._note(kind, **detail)
+
+    def hang_up(self, reason: str | None = None) -> None:
+        """The caller is gone (``reason``: how we know, when it is not a hang-up: rtp_timeout, shutdown)."""
         if not self._finished:
-            self._note("caller_hung_up")
+            self._note("caller_hung_up", **({"reason": reason} if reason else {}))
             self._feed(CallerHungUp())
             self._finish()
 
@@ -189,6 +210,12 @@ class CallSession:
             pressed = Key(key)
         except ValueError:
             return
+        # One press may come twice: an RFC 4733 event (or SIP INFO) and its tone left in the
+        # audio. The same key from another source within DUPLICATE_KEY_WINDOW is that press.
+        self._recent_keys = [k for k in self._recent_keys if self.now - k[0] <= DUPLICATE_KEY_WINDOW]
+        if any(k[1] == key and k[2] != source for k in self._recent_keys):
+            return
+        self._recent_keys.append((self.now, key, source))
         listen = self._listening
         # A digit is shown only when the step listening for it is known not to be secret
         # (type-ahead during an action may belong to the PIN that comes next).
@@ -362,7 +389,22 @@ class CallSession:
             self._feed(TransferFailed(command.reason))
             return
         self._note("transfer", reason=command.reason, target=ticket.target, ticket=ticket.ticket_id)
-        self._finish()
+        if self.on_transfer is None:
+            self._finish()
+            return
+        self._transferring = command
+        self.on_transfer(command, ticket.ticket_id)
+
+    def _transfer_answered(self, accepted: bool) -> None:
+        command, self._transferring = self._transferring, None
+        if command is None or self._finished:
+            return
+        if accepted:
+            self._note("transferred")
+            self._finish()
+        else:
+            self._note("transfer_failed", reason=command.reason, error="refused")
+            self._feed(TransferFailed(command.reason))
 
     def _run_timers(self) -> None:
         for timer_id, deadline in sorted(self._timers.items(), key=lambda item: item[1]):
@@ -407,4 +449,5 @@ class CallSession:
     @property
     def busy(self) -> bool:
         """Something is still due without the caller: a prompt, an action, a timer."""
-        return self._playing is not None or self._pending_actions > 0 or bool(self._timers)
+        return (self._playing is not None or self._pending_actions > 0 or bool(self._timers)
+                or self._transferring is not None)
