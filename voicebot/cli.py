@@ -60,10 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "configuration and VOICEBOT__SPEECH__MODELS__<LANG>")
     sub = parser.add_subparsers(title="subcommands", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="the line's main job: set up on first start, then take calls (console today)")
+    run = sub.add_parser("run", help="the line's main job: set up on first start, answer SIP calls, and take a call "
+                                     "here (headset if plugged in, else the console)")
     run.add_argument("--caller-id", default="+34600000001", help="caller ID of the console call")
     run.add_argument("--dialed", default=UNLOCK_LINE, help="number dialled (picks the entry point)")
     run.add_argument("--console", action="store_true", help="a console call even with a headset plugged in")
+    run.add_argument("--no-sip", action="store_true", help="do not answer SIP calls beside the local call")
     run.set_defaults(handler=cmd_run)
 
     serve = sub.add_parser("serve", help="answer phone calls over SIP/RTP (softphones, a PBX, a trunk) until "
@@ -206,17 +208,49 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     added = line.ensure_demo_bank()
     if added:
         print(f"First start: the demo bank now has {added} customers ({config.database}). See README.md.")
-    from .call.headset import find_headset
+    sip = None if args.no_sip else _sip_beside(config)
+    try:
+        from .call.headset import find_headset
 
-    headset = None if args.console else find_headset()
-    if headset is not None:
-        return _headset_run(args, config, line, headset)
-    from .transports.console import ConsoleCall
+        headset = None if args.console else find_headset()
+        if headset is not None:
+            _headset_run(args, config, line, headset)
+        else:
+            from .transports.console import ConsoleCall
 
-    print("Console call on the unlock line. Type keys (1, 4567#, *) or phrases; Ctrl-D hangs up.\n")
-    record = ConsoleCall(line, caller_id=args.caller_id, dialed=args.dialed).run()
-    print(f"\nCall record {record['call_id']}: {record['outcome']}. `voicebot calls` lists them.")
+            print("Console call on the unlock line. Type keys (1, 4567#, *) or phrases; Ctrl-D hangs up.\n")
+            record = ConsoleCall(line, caller_id=args.caller_id, dialed=args.dialed).run()
+            print(f"\nCall record {record['call_id']}: {record['outcome']}. `voicebot calls` lists them.")
+        if sip is not None and sys.stdin.isatty():  # (a script on stdin is done: so is the run)
+            print(f"Still answering SIP on {config.sip.listen}; Ctrl-C stops.", flush=True)
+            import time
+
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        print()
+    finally:
+        if sip is not None:
+            sip.stop(drain=0.0)
     return 0
+
+
+def _sip_beside(config: Config) -> Any:
+    """``voicebot run``'s SIP front, beside the call in the foreground; None (said why) if it cannot start."""
+    from .call.commands import _prompt_renderer
+    from .transports.sip import SipServer, SipThread
+
+    sip_line = _open_line(config)  # its own Line: the foreground call's engine is not shared
+    thread = SipThread(SipServer(sip_line, _prompt_renderer(config), None))
+    try:
+        thread.start()
+    except VoicebotError as exc:
+        print(f"SIP is off: {exc}", flush=True)
+        return None
+    number = next(iter(config.dialed_numbers), "950183313")
+    print(f"Answering SIP on {config.sip.listen}: call sip:{number}@{config.sip.listen} from a softphone "
+          "(keys only here; `voicebot serve` loads the speech models too).", flush=True)
+    return thread
 
 
 def _headset_run(args: argparse.Namespace, config: Config, line: Any, headset: Any) -> int:

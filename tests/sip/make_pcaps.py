@@ -1,6 +1,6 @@
 """Write the in-band DTMF pcaps SIPp plays (``play_pcap_audio``) for the SIP tests.
 
-    .venv/bin/python tests/sip/make_pcaps.py          # (re)writes tests/sip/pcaps/*.pcap
+    .venv/bin/python -m tests.sip.make_pcaps          # from the repo root: (re)writes tests/sip/pcaps/
 
 One pcap per flow and codec: ``<flow>_pcma.pcap`` (payload type 8) and ``<flow>_pcmu.pcap``
 (payload type 0), 20 ms packets of 160 samples at 8 kHz, one RTP stream with continuous
@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import audioop  # deprecated (removed in 3.13) but present on 3.11; G.711 in C
 import struct
-import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for voicebot
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # flows.py
-
-from flows import FLOWS  # noqa: E402
-from voicebot.dtmf.generator import sequence, to_int16  # noqa: E402
+from tests.sip.flows import FLOWS
+from voicebot.dtmf.generator import sequence, to_int16
 
 OUT = Path(__file__).resolve().parent / "pcaps"
 RATE = 8000
@@ -113,7 +109,7 @@ def main() -> None:
         for codec, (payload_type, encode) in CODECS.items():
             path = OUT / f"{name}_{codec}.pcap"
             path.write_bytes(rtp_pcap(encode(pcm, 2), payload_type, ssrc=seed ^ payload_type))
-            print(f"{path.relative_to(OUT.parent.parent.parent)}: {len(pcm) // 2 / RATE:.2f} s, "
+            print(f"{path.relative_to(OUT.parents[2])}: {len(pcm) // 2 / RATE:.2f} s, "
                   f"keys {flow.keys}, {path.stat().st_size // 1024} KiB")
 
 

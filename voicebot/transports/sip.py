@@ -766,3 +766,46 @@ async def serve(server: SipServer, ready: Any = None) -> None:
         await server.drain()
     else:
         await server.stop()
+
+
+class SipThread:
+    """The SIP front on its own thread and event loop, beside a call in the foreground
+    (``voicebot run``: the console or headset call, and softphones at the same time)."""
+
+    def __init__(self, server: SipServer) -> None:
+        import threading
+
+        self.server = server
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
+
+    def start(self) -> None:
+        """Return once SIP is answered (or raise why it cannot be, e.g. the port is taken)."""
+        self._thread.start()
+        self._started.wait(30)
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self.server.start())
+        except BaseException as exc:  # reported by start()
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        self._loop.run_forever()
+
+    def stop(self, drain: float = 0.0) -> None:
+        """End: let calls in progress finish for up to ``drain`` seconds, then end the rest."""
+        if not self._thread.is_alive():
+            return
+        future = asyncio.run_coroutine_threadsafe(self.server.drain(drain), self._loop)
+        try:
+            future.result(drain + 10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
