@@ -22,7 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -127,6 +127,10 @@ def run_sipp(scenario_file: str | Path, target: str, *, caller: str = FLOWS["sig
         path = SCENARIOS / path
     workdir = Path(workdir or tempfile.mkdtemp(prefix="sipp-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    # SIPp opens rtp_stream files relative to its working directory: the INFO scenarios name
+    # pcaps/silence_8k.alaw
+    if not (workdir / "pcaps").exists():
+        (workdir / "pcaps").symlink_to(SIP_DIR / "pcaps")
     limit = limit or calls
     command = [
         "sipp", "-sf", str(path), target, "-s", dialed, "-key", "caller", caller,
@@ -177,12 +181,11 @@ def _call_counts(stat_file: Path, output: str) -> tuple[int, int]:
 class BaresipCall:
     command: list[str]
     established: bool  # the line answered
-    ended_by_peer: bool  # the line hung up (not us, not the timeout)
+    ended_by_peer: bool  # the line hung up (its BYE), not us, not the timeout
     keys_sent: str
     output: str  # baresip's console output
     folder: Path  # its config folder
     duration: float = 0.0
-    events: list[str] = field(default_factory=list)
 
 
 def _silence_wav(path: Path, seconds: float) -> None:
@@ -243,7 +246,7 @@ def run_baresip_call(target_uri: str, groups: list[str] | tuple[str, ...], *,
                 time.sleep(0.05)
             return False
 
-        sent, ended_by_peer = "", False
+        sent, established, ended_by_peer = "", False, False
         try:
             ready = wait_for("baresip is ready", 10)
             if ready:
@@ -265,7 +268,9 @@ def run_baresip_call(target_uri: str, groups: list[str] | tuple[str, ...], *,
                     time.sleep(1.0)
                     send("/hangup\n")
                 remaining = timeout - (time.monotonic() - started)
-                ended_by_peer = wait_for("terminated", max(remaining, 1)) and not hang_up_after_keys
+                ended = wait_for("terminated", max(remaining, 1))
+                # baresip 1.0 says so when the peer's BYE closes the session
+                ended_by_peer = ended and "Connection reset by peer" in log_path.read_text(errors="replace")
         finally:
             if proc.poll() is None:
                 send("/quit\n")

@@ -16,12 +16,16 @@ UDP payload (the RTP packet).
 
 from __future__ import annotations
 
-import audioop  # deprecated (removed in 3.13) but present on 3.11; G.711 in C
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+with warnings.catch_warnings():  # deprecated (removed in 3.13) but present on 3.11: G.711 in C
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
 
 from tests.sip.flows import FLOWS
 from voicebot.dtmf.generator import sequence, to_int16
@@ -102,6 +106,8 @@ def read_rtp_pcap(path: Path) -> list[tuple[float, bytes]]:
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
+    # 1 s of A-law silence, raw: SIPp's rtp_stream loops it (the SIP INFO scenarios' audio)
+    (OUT / "silence_8k.alaw").write_bytes(audioop.lin2alaw(bytes(2 * RATE), 2))
     for name in INBAND_FLOWS:
         flow = FLOWS[name]
         seed = zlib.crc32(name.encode())

@@ -14,7 +14,9 @@ write variants (another key sequence) into a temporary folder. Conventions of ev
   call as failed (which is what a BYE at that point means);
 * RTP comes only from ``play_pcap_audio`` (never mixed with ``rtp_stream``: SIPp sends those
   from different source ports, which confuses a symmetric-RTP server). The sip-tester pcaps
-  are named by absolute path; ours relative to the scenario (``../pcaps/``).
+  are named by absolute path; ours relative to the scenario (``../pcaps/``), except the
+  silence rtp_stream loops in the INFO scenarios: ``pcaps/silence_8k.alaw``, relative to
+  SIPp's working directory (SIPp 3.6.1 does not look for rtp_stream files beside the scenario).
 """
 
 from __future__ import annotations
@@ -122,11 +124,13 @@ def rfc4733_keys(groups: tuple[str, ...]) -> str:
     out = []
     for g, group in enumerate(groups):
         if g:
-            out.append(pause(GROUP_GAP_MS))
+            out.append(pause(DTMF_PCAP_MS + GROUP_GAP_MS))
         for k, key in enumerate(group):
             if k:
-                out.append(pause(KEY_GAP_MS))
-            out.append(play(f"{SIP_TESTER}/dtmf_2833_{names.get(key, key)}.pcap") + pause(DTMF_PCAP_MS + 20))
+                out.append(pause(DTMF_PCAP_MS + KEY_GAP_MS))
+            out.append(play(f"{SIP_TESTER}/dtmf_2833_{names.get(key, key)}.pcap"))
+    # no pause after the last key: a request of the line (BYE, REFER) that arrives while SIPp
+    # is in a <pause> is "unexpected" and aborts the call; the next <recv> waits instead
     return "".join(out)
 
 
@@ -176,7 +180,8 @@ def document(name: str, comment: str, body: str) -> str:
 
 
 def scenario(kind: str, groups: tuple[str, ...] = (), extra_rfc4733: tuple[str, ...] = (),
-             inband_pcap: str = "", bye_timeout_ms: int = BYE_TIMEOUT_MS, name: str = "") -> str:
+             inband_pcap: str = "", bye_timeout_ms: int = BYE_TIMEOUT_MS, name: str = "",
+             silence_file: str = "pcaps/silence_8k.alaw") -> str:
     """The XML of one scenario.
 
     kind: rfc4733 | inband | info | hold | bye_mid_flow | refer_accept | refer_decline |
@@ -185,6 +190,9 @@ def scenario(kind: str, groups: tuple[str, ...] = (), extra_rfc4733: tuple[str, 
     extra_rfc4733: groups keyed by RFC 4733 after the flow (e.g. "#" for the prototype,
           which only hangs up on "#").
     inband_pcap: for inband, the pcap path as SIPp should find it (relative to the scenario).
+    silence_file: for info, the raw A-law file rtp_stream loops. SIPp 3.6.1 opens rtp_stream
+          files relative to its working directory (play_pcap_audio ones relative to the
+          scenario): run it from tests/sip/, or beside a link "pcaps" (tests/sipp.py does).
     """
     name = name or f"uac_{kind}"
     if kind == "options":
@@ -211,14 +219,19 @@ def scenario(kind: str, groups: tuple[str, ...] = (), extra_rfc4733: tuple[str, 
     cseq = 2
     if kind == "inband":
         formats = (0,) if "pcmu" in inband_pcap else (8,)
+    elif kind == "info":
+        formats = (8,)  # the silence streamed is A-law
     body = invite(formats) + answered() + pause(LEAD_MS)
     if kind in ("rfc4733", "refer_accept", "refer_decline", "bye_mid_flow"):
         body += rfc4733_keys(groups + extra_rfc4733)
     elif kind == "inband":
-        # the play runs in the background: wait for its end before any further play
-        body += play(inband_pcap) + pause(pcap_ms(PCAPS / Path(inband_pcap).name) + 100)
-        body += rfc4733_keys(extra_rfc4733)
+        body += play(inband_pcap)
+        if extra_rfc4733:  # a play runs in the background: wait for its end before the next
+            body += pause(pcap_ms(PCAPS / Path(inband_pcap).name) + 100) + rfc4733_keys(extra_rfc4733)
     elif kind == "info":
+        # a phone keying by INFO still sends audio: A-law silence, looped until the call ends
+        # (rtp_stream; never in a scenario that also uses play_pcap_audio)
+        body += f'  <nop><action><exec rtp_stream="{silence_file},-1,8"/></action></nop>\n'
         keys, cseq = info_keys(groups + extra_rfc4733, cseq)
         body += keys
     elif kind == "hold":

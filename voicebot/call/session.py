@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -95,7 +95,8 @@ class _Playing:
 
 class CallSession:
     def __init__(self, line: Line, meta: CallMeta, renderer: PromptRenderer, speech: LineSpeech | None,
-                 sample_rate: int = 8000, *, language: str | None = None, virtual: bool = True) -> None:
+                 sample_rate: int = 8000, *, language: str | None = None, virtual: bool = True,
+                 action_pool: Executor | None = None) -> None:
         if sample_rate not in LINE_RATES:
             raise ValueError(f"a call runs at {LINE_RATES} Hz (resample the device or file first), not {sample_rate}")
         self.line = line
@@ -117,7 +118,11 @@ class CallSession:
         self._playing: _Playing | None = None
         self._events: list[Event] = []
         self._action_results: queue.SimpleQueue[tuple[str, ActionCompleted]] = queue.SimpleQueue()
-        self._actions = None if virtual else ThreadPoolExecutor(max_workers=1, thread_name_prefix="action")
+        # Live: actions run off the audio path, on a worker of the call's own, or on a pool
+        # the transport shares among its calls (a server of many calls: not a thread each).
+        self._owns_actions = action_pool is None and not virtual
+        self._actions: Executor | None = (None if virtual else action_pool
+                                          or ThreadPoolExecutor(max_workers=1, thread_name_prefix="action"))
         self._pending_actions = 0
         self._keys_from_keyboard: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._recent_keys: list[tuple[float, str, str]] = []  # (time, key, source): one press, several reports
@@ -199,7 +204,7 @@ class CallSession:
         for recognizer in self._recognizers.values():
             if recognizer is not None:
                 recognizer.close()
-        if self._actions is not None:
+        if self._actions is not None and self._owns_actions:
             self._actions.shutdown(wait=True)
         return self.line.finish_call(self.engine, self.meta, duration=self.now)
 

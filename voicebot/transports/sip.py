@@ -42,6 +42,7 @@ import re
 import secrets
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,7 @@ SILENT_CALLER_AFTER = 0.06  # seconds without caller audio before the tick steps
 CATCH_UP_DEPTH = 3  # frames queued for the caller past which two go out in one tick
 PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8, "G722": 9}
 USER_AGENT = "voicebot"
+ACTION_WORKERS = 4  # backend actions at once, for all calls (each is a few ms to ~100 ms of scrypt or SQLite)
 
 
 class SipError(VoicebotError):
@@ -236,6 +238,8 @@ class SipServer:
         self._background: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.tick_lateness: deque[float] = deque(maxlen=50_000)  # seconds, for the benchmark
+        # Backend actions of every call (scrypt, SQLite): a few workers, not a thread per call.
+        self._actions = ThreadPoolExecutor(max_workers=ACTION_WORKERS, thread_name_prefix="sip-action")
 
     # ------------------------------------------------------------------ start and stop
 
@@ -283,6 +287,7 @@ class SipServer:
         for uas in self._uases:
             await uas.stop()
         self._uases = []
+        self._actions.shutdown(wait=False)
 
     # ------------------------------------------------------------------ signalling
 
@@ -392,7 +397,8 @@ class SipServer:
         call.rtp.on_audio = lambda pcm, timestamp: self._heard(call, pcm)
         call.rtp.on_dtmf = lambda digit, duration: None  # (our receiver calls _key itself)
         meta = CallMeta(transport="sip", caller_id=user_part(incoming.caller), dialed=user_part(incoming.callee))
-        session = CallSession(self.line, meta, self.renderer, self.speech, call.rate, virtual=False)
+        session = CallSession(self.line, meta, self.renderer, self.speech, call.rate, virtual=False,
+                              action_pool=self._actions)
         session.on_transfer = lambda command, ticket: self._spawn(self._transfer(call, command, ticket))
         call.session = session
         incoming.accept(answer)
