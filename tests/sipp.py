@@ -17,6 +17,7 @@ at once and leaves SIPp running); baresip is told to quit and killed past its ti
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 import socket
 import subprocess
@@ -66,7 +67,8 @@ def write_scenario(folder: Path, kind: str, flow: str = "", groups: tuple[str, .
     name = f"uac_{kind}_{flow or 'custom'}" + (f"_{inband}" if inband else "")
     pcap = str(SIP_DIR / "pcaps" / f"{flow}_{inband}.pcap") if inband else ""
     path = Path(folder) / f"{name}.xml"
-    path.write_text(scenario(kind, groups, extra_rfc4733=extra_rfc4733, inband_pcap=pcap, name=name))
+    path.write_text(scenario(kind, groups, extra_rfc4733=extra_rfc4733, inband_pcap=pcap, name=name,
+                             silence_dir=str(SIP_DIR / "pcaps")))
     return path
 
 
@@ -101,6 +103,12 @@ class SippResult:
     def logs(self) -> str:
         """The scenario's <log> actions (-trace_logs), e.g. "cancel: 487"."""
         return self.file("logs.log")
+
+    @property
+    def call_ids(self) -> list[str]:
+        """The Call-IDs of the run's calls, in order of first appearance (to find their records)."""
+        found = re.findall(r"^Call-ID: *(\S+)", self.messages, re.MULTILINE | re.IGNORECASE)
+        return list(dict.fromkeys(found))
 
     def describe(self) -> str:
         """What a failing assertion should show."""
@@ -150,7 +158,7 @@ def run_sipp(scenario_file: str | Path, target: str, *, caller: str = FLOWS["sig
         command += ["-key", name, value]
     command += list(extra_args)
     try:
-        proc = subprocess.run(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.run(command, check=False, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=timeout + 15)
         returncode, output = proc.returncode, proc.stdout.decode(errors="replace")
     except subprocess.TimeoutExpired as e:  # run() has killed it

@@ -108,6 +108,10 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     # 1 s of A-law silence, raw: SIPp's rtp_stream loops it (the SIP INFO scenarios' audio)
     (OUT / "silence_8k.alaw").write_bytes(audioop.lin2alaw(bytes(2 * RATE), 2))
+    # 1 s of silence as RTP, replayed each second after the keys until the line hangs up, so
+    # that the line does not take the caller for gone (RTP timeout) during its closing message
+    for codec, (payload_type, encode) in CODECS.items():
+        (OUT / f"silence_{codec}.pcap").write_bytes(rtp_pcap(encode(bytes(2 * RATE), 2), payload_type, ssrc=0x51E9CE00 + payload_type))
     for name in INBAND_FLOWS:
         flow = FLOWS[name]
         seed = zlib.crc32(name.encode())

@@ -8,8 +8,11 @@ write variants (another key sequence) into a temporary folder. Conventions of ev
 * run with ``-s <dialed number>`` (Request-URI user: 950183313 unlock line, 901511000 support
   line) and ``-key caller <caller ID>`` (From user, e.g. +34600000005);
 * in-dialog requests go to the line's Contact (taken from its 200 OK), with its To-tag;
-* when the flow ends on the line's side the scenario waits for the line's BYE (up to
-  ``bye_timeout_ms``) and answers 200: no fixed long pauses;
+* when the flow ends on the line's side the scenario waits for the line's BYE and answers
+  200: no fixed long pauses. Meanwhile it replays 1 s of silence every second (as a phone
+  keeps sending audio, so the line's RTP timeout does not end the call first); such a wait
+  lasts until SIPp's -timeout. INFO scenarios stream silence all along (rtp_stream); the
+  vanishing caller sends none and waits up to ``bye_timeout_ms``;
 * an early BYE from the line is an "unexpected message": SIPp answers it 200 and counts the
   call as failed (which is what a BYE at that point means);
 * RTP comes only from ``play_pcap_audio`` (never mixed with ``rtp_stream``: SIPp sends those
@@ -159,8 +162,22 @@ def pcap_ms(path: Path) -> int:
     return count * 20
 
 
-def wait_for_bye(timeout_ms: int = BYE_TIMEOUT_MS) -> str:
-    return f'  <recv request="BYE" timeout="{timeout_ms}"/>\n' + reply(200, "OK")
+def wait_for_bye(timeout_ms: int = BYE_TIMEOUT_MS, silence: str = "") -> str:
+    return wait_for("BYE", timeout_ms, silence) + reply(200, "OK")
+
+
+def wait_for(request: str, timeout_ms: int, silence: str = "") -> str:
+    """Wait for the line's request. With ``silence`` (a 1 s pcap), replay it every second
+    meanwhile, as a phone keeps sending audio (SIPp then waits as long as its -timeout).
+    The first DTMF_PCAP_MS + 20 ms are a plain wait: a play started at once would cut off
+    the last key's pcap (a new play_pcap_audio cancels the running one)."""
+    if not silence:
+        return f'  <recv request="{request}" timeout="{timeout_ms}"/>\n'
+    idle, got = f"idle_{request.lower()}", f"got_{request.lower()}"
+    return (f'  <recv request="{request}" timeout="{DTMF_PCAP_MS + 20}" ontimeout="{idle}" next="{got}"/>\n'
+            f'  <label id="{idle}"/>\n' + play(silence)
+            + f'  <recv request="{request}" timeout="1000" ontimeout="{idle}"/>\n'
+            f'  <label id="{got}"/>\n')
 
 
 def our_bye(cseq: int) -> str:
@@ -181,7 +198,7 @@ def document(name: str, comment: str, body: str) -> str:
 
 def scenario(kind: str, groups: tuple[str, ...] = (), extra_rfc4733: tuple[str, ...] = (),
              inband_pcap: str = "", bye_timeout_ms: int = BYE_TIMEOUT_MS, name: str = "",
-             silence_file: str = "pcaps/silence_8k.alaw") -> str:
+             silence_file: str = "pcaps/silence_8k.alaw", silence_dir: str = "../pcaps") -> str:
     """The XML of one scenario.
 
     kind: rfc4733 | inband | info | hold | bye_mid_flow | refer_accept | refer_decline |
@@ -190,6 +207,7 @@ def scenario(kind: str, groups: tuple[str, ...] = (), extra_rfc4733: tuple[str, 
     extra_rfc4733: groups keyed by RFC 4733 after the flow (e.g. "#" for the prototype,
           which only hangs up on "#").
     inband_pcap: for inband, the pcap path as SIPp should find it (relative to the scenario).
+    silence_dir: where the silence_pcma/pcmu.pcap files are, as SIPp should find them.
     silence_file: for info, the raw A-law file rtp_stream loops. SIPp 3.6.1 opens rtp_stream
           files relative to its working directory (play_pcap_audio ones relative to the
           scenario): run it from tests/sip/, or beside a link "pcaps" (tests/sipp.py does).
@@ -209,7 +227,8 @@ def scenario(kind: str, groups: tuple[str, ...] = (), extra_rfc4733: tuple[str, 
                  '  <label id="ack"/>\n')
         ack = message("ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0", [
             "[last_Via:]", FROM, "[last_To:]", "Call-ID: [call_id]", "CSeq: 1 ACK", "Max-Forwards: 70"])
-        body = invite((8, 0)) + '  <recv response="100" optional="true"/>\n' + codes + ack
+        provisional = "".join(f'  <recv response="{c}" optional="true"/>\n' for c in (100, 180, 183))
+        body = invite((8, 0)) + provisional + codes + ack
         what = "403 Forbidden (source not allowed)" if kind == "rejected" else "401/407 (digest required, none sent)"
         return document(name, f"an INVITE the line refuses: expects {what}", body)
     if kind == "cancel":
@@ -217,6 +236,9 @@ def scenario(kind: str, groups: tuple[str, ...] = (), extra_rfc4733: tuple[str, 
 
     formats: tuple[int, ...] = (8, 0)
     cseq = 2
+    # after the keys: silence in the codec the line will pick (the first offered), except with
+    # INFO (rtp_stream already sends silence; the two must not mix) and for the vanishing caller
+    silence = "" if kind in ("info", "vanish") else f"{silence_dir}/silence_{'pcmu' if 'pcmu' in inband_pcap else 'pcma'}.pcap"
     if kind == "inband":
         formats = (0,) if "pcmu" in inband_pcap else (8,)
     elif kind == "info":
@@ -225,9 +247,9 @@ def scenario(kind: str, groups: tuple[str, ...] = (), extra_rfc4733: tuple[str, 
     if kind in ("rfc4733", "refer_accept", "refer_decline", "bye_mid_flow"):
         body += rfc4733_keys(groups + extra_rfc4733)
     elif kind == "inband":
-        body += play(inband_pcap)
-        if extra_rfc4733:  # a play runs in the background: wait for its end before the next
-            body += pause(pcap_ms(PCAPS / Path(inband_pcap).name) + 100) + rfc4733_keys(extra_rfc4733)
+        # a play runs in the background: wait for its end before the next (keys or silence)
+        body += play(inband_pcap) + pause(pcap_ms(PCAPS / Path(inband_pcap).name) - 200)
+        body += rfc4733_keys(extra_rfc4733)
     elif kind == "info":
         # a phone keying by INFO still sends audio: A-law silence, looped until the call ends
         # (rtp_stream; never in a scenario that also uses play_pcap_audio)
@@ -251,7 +273,7 @@ def scenario(kind: str, groups: tuple[str, ...] = (), extra_rfc4733: tuple[str, 
     if kind == "bye_mid_flow":
         body += pause(1000) + our_bye(cseq)
     elif kind in ("refer_accept", "refer_decline"):
-        body += f'  <recv request="REFER" timeout="{bye_timeout_ms}"/>\n'
+        body += wait_for("REFER", bye_timeout_ms, silence)
         if kind == "refer_accept":
             body += reply(202, "Accepted")
             body += in_dialog("NOTIFY", cseq, "SIP/2.0 200 OK", (
@@ -261,9 +283,9 @@ def scenario(kind: str, groups: tuple[str, ...] = (), extra_rfc4733: tuple[str, 
             body += '  <recv response="200" optional="true"/>\n'
         else:
             body += reply(603, "Declined")  # the line then says the agent's number and hangs up
-        body += wait_for_bye(bye_timeout_ms)
+        body += wait_for_bye(bye_timeout_ms, silence)
     else:
-        body += wait_for_bye(bye_timeout_ms)
+        body += wait_for_bye(bye_timeout_ms, silence)
     return document(name, COMMENTS[kind], body)
 
 
