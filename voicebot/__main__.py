@@ -1,3 +1,7 @@
+"""``python -m voicebot``: the same as the ``voicebot`` command."""
+
+import sys
+
 from .cli import main
 
-raise SystemExit(main())
+sys.exit(main())
