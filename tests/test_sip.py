@@ -339,3 +339,36 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_a_trunk_with_the_right_password_is_answered_and_a_wrong_one_refused(tmp_path: Path,
+                                                                            prompts_built: None) -> None:
+    sipp.skip_unless_sipp()
+    line = start_server(tmp_path, users={"trunk": "s3cret-trunk"})
+    try:
+        good = call(line, "uac_digest_auth.xml", "signature_unlock", tmp_path / "good",
+                    extra_args=("-au", "trunk", "-ap", "s3cret-trunk"))
+        assert good.ok and "auth: answered" in good.logs, good.describe()
+        assert "Authorization: Digest" in good.messages
+        bad = call(line, "uac_digest_auth.xml", "signature_unlock", tmp_path / "bad",
+                   extra_args=("-au", "trunk", "-ap", "guess"))
+        assert "auth: refused" in bad.logs and "SIP/2.0 403" in bad.messages, bad.describe()
+        assert [r["outcome"] for r in line.wait_for_records(1)] == ["caller_hung_up"]
+    finally:
+        stop_server(line)
+
+
+def test_a_g722_offer_gets_wideband_and_the_flow_completes(server: Server, tmp_path: Path) -> None:
+    source = (sipp.SCENARIOS / "uac_rfc4733_signature_unlock.xml").read_text()
+    assert "RTP/AVP 8 0 101" in source
+    wideband = source.replace("RTP/AVP 8 0 101", "RTP/AVP 9 8 101").replace(
+        "a=rtpmap:8 PCMA/8000", "a=rtpmap:9 G722/8000\n      a=rtpmap:8 PCMA/8000")
+    scenario = tmp_path / "uac_g722.xml"
+    scenario.write_text(wideband.replace('"../pcaps/', f'"{sipp.SIP_DIR}/pcaps/'))
+    before = server.records()
+    result = call(server, scenario, "signature_unlock", tmp_path)
+    assert result.ok, result.describe()
+    answer = result.messages[result.messages.index("SIP/2.0 200 OK"):]
+    assert "m=audio" in answer and "RTP/AVP 9 101" in answer
+    [record] = new_records(server, before, 1)
+    assert record["outcome"] == "signature_unlocked"
