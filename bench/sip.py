@@ -39,7 +39,7 @@ COMMAND = "`make bench` (every bench) or `.venv/bin/python bench/run.py sip` (th
 RESULTS = Path(__file__).resolve().parent / "results" / "sip.md"
 KEYS = ["1", "3", "1", "2", "17654321", "5555", "5555"]  # the signature unlock, caller +34600000005
 CALLER = "+34600000005"
-SERIES = [20, 50, 100, 150]
+SERIES = [20, 50, 100, 150, 250, 400]
 SPEECH_SERIES = [20, 50]
 PCAP_NAMES = {"*": "star", "#": "pound"}
 
