@@ -1,31 +1,42 @@
 """The backend steps of the unlock flows, as the dialog engine names them in the menu.
 
-Each action takes the engine's ``RunAction.args`` and returns an :class:`ActionOutcome`
-(result name + slots to set), reaching the bank, SMS and e-mail only through their
-interfaces. A backend fault becomes the result ``error`` (the engine then offers an agent);
-its detail names the fault, never a secret.
+The steps themselves are rasa_sdk actions (:mod:`voicebot.rasa_actions`); this is the IVR's
+side of them. :meth:`UnlockActions.run` takes the engine's ``RunAction`` (name and args),
+builds the request Rasa would send to an action server, runs it in-process through
+rasa_sdk's :class:`~rasa_sdk.executor.ActionExecutor`, and turns the events and responses
+that come back into an :class:`ActionOutcome` (result name + data for the engine's slots).
+So a call and a Rasa assistant run one code path. A backend fault becomes the result
+``error`` (the engine then offers an agent); its detail names the fault, never a secret.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
-from . import messages
-from .backends.base import (
-    BankingBackend,
-    Channel,
-    CodePurpose,
-    EmailGateway,
-    OutgoingMessage,
-    SmsGateway,
-    VerifyResult,
-)
+from rasa_sdk.executor import ActionExecutor
+from rasa_sdk.interfaces import ActionExecutionRejection
+
+from .backends.base import BankingBackend, EmailGateway, SmsGateway
 from .config import Config
-from .documents import Document
 from .errors import BackendError
 from .masking import Secret
+from .rasa_actions import (
+    DETAIL_SLOT,
+    IVR_SENDER_ID,
+    LANGUAGE_SLOT,
+    RESULT_SLOT,
+    SECRET_RESPONSE_VARIABLES,
+    UNLOCK_ACTIONS,
+    Backends,
+    action_call,
+    build_executor,
+    load_domain,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,137 +50,82 @@ class ActionOutcome:
 
 Args = Mapping[str, "str | Secret"]
 
+# The engine's step name -> the rasa_sdk action's name.
+ACTION_NAMES = {action.step: f"action_{action.step}" for action in UNLOCK_ACTIONS}
+
 
 class UnlockActions:
-    """The actions of SPEC.md over injected backends."""
+    """The actions of SPEC.md over injected backends, run through rasa_sdk's executor."""
 
-    NAMES = frozenset({
-        "verify_card", "recover_user", "unlock_signature",
-        "sms_signature_key", "identify_caller", "operation_unlock_code",
-    })
+    # What the menu may name (confirm_password_change is not a step of a call).
+    NAMES = frozenset(ACTION_NAMES) - {"confirm_password_change"}
 
     def __init__(self, bank: BankingBackend, sms: SmsGateway, email: EmailGateway, config: Config) -> None:
         self.bank = bank
         self.sms = sms
         self.email = email
         self.config = config
-        self._actions: dict[str, Callable[[Args, str], ActionOutcome]] = {
-            "verify_card": self.verify_card,
-            "recover_user": self.recover_user,
-            "unlock_signature": self.unlock_signature,
-            "sms_signature_key": self.sms_signature_key,
-            "identify_caller": self.identify_caller,
-            "operation_unlock_code": self.operation_unlock_code,
-        }
-        assert set(self._actions) == self.NAMES
+        self.backends = Backends(bank, sms, email, config)
+        self.executor: ActionExecutor = build_executor(self.backends)
+        self.domain = load_domain()
 
     def run(self, name: str, args: Args, language: str = "es") -> ActionOutcome:
-        action = self._actions.get(name)
-        if action is None:
+        if name not in self.NAMES:
             return ActionOutcome("error", detail=f"no action named {name!r}")
+        # The tracker holds the secrets as plain strings, as Rasa's would; it lives only for this call.
+        slots: dict[str, str | None] = {key: _plain(value) or None for key, value in args.items()}
+        slots[LANGUAGE_SLOT] = language
         try:
-            return action(args, language)
-        except BackendError as exc:
-            log.warning("action %s failed: %s", name, exc)
-            return ActionOutcome("error", detail=f"{type(exc).__name__}: {exc}")
-        except (KeyError, ValueError) as exc:
-            # Bad data from the engine or a backend reply we cannot use: an agent takes over.
-            log.warning("action %s got unusable data: %s", name, type(exc).__name__)
-            return ActionOutcome("error", detail=f"unusable data ({type(exc).__name__})")
+            response = self.execute(action_call(ACTION_NAMES[name], slots, self.domain))
+        except ActionExecutionRejection as exc:
+            log.warning("action %s rejected: %s", name, exc.message)
+            return ActionOutcome("error", detail=exc.message)
+        return _outcome(response)
 
-    # ---------------------------------------------------------------- the actions
-
-    def verify_card(self, args: Args, language: str) -> ActionOutcome:
-        document = Document.parse(_text(args["document_type"]), _text(args["document_number"]))
-        card_last4, pin = _secret(args["card_last4"]), _secret(args["pin"])
-        verification = self.bank.verify_card(document, card_last4, pin)
-        if verification.result is VerifyResult.OK and verification.customer_id:
-            return ActionOutcome("ok", {"customer_id": verification.customer_id})
-        return ActionOutcome(verification.result.value)
-
-    def recover_user(self, args: Args, language: str) -> ActionOutcome:
-        customer_id, channel = _text(args["customer_id"]), Channel(_text(args["channel"]))
-        contacts = self.bank.contacts(customer_id)
-        missing = [name for name, value in (("email", contacts.email), ("mobile", contacts.mobile)) if not value]
-        if missing:
-            return ActionOutcome("contact_missing", detail="missing " + " and ".join(missing))
-        credentials = self.bank.recover_user(customer_id, channel)
-        channel_name = messages.CHANNEL_NAMES.get(language, messages.CHANNEL_NAMES["es"])[channel.value]
-        assert contacts.email and contacts.mobile
-        self.email.send_email(OutgoingMessage(
-            to=contacts.email,
-            subject=messages.text("username_email", language, "subject").format(channel_name=channel_name),
-            template=messages.text("username_email", language),
-            params={"name": contacts.name, "channel_name": channel_name, "username": credentials.username},
-            language=language,
-        ))
-        self.sms.send_sms(OutgoingMessage(
-            to=contacts.mobile,
-            template=messages.text("temporary_password_sms", language),
-            params={
-                "channel_name": channel_name,
-                "password": credentials.temporary_password,
-                "hours": str(self.config.codes.temporary_password_minutes // 60 or 1),
-            },
-            language=language,
-        ))
-        return ActionOutcome("sent")
-
-    def unlock_signature(self, args: Args, language: str) -> ActionOutcome:
-        self.bank.unlock_signature(_text(args["customer_id"]))
-        return ActionOutcome("unlocked")
-
-    def sms_signature_key(self, args: Args, language: str) -> ActionOutcome:
-        customer_id, reference = _text(args["customer_id"]), _text(args["operation_reference"])
-        if self.bank.blocked_operation(customer_id, reference) is None:
-            return ActionOutcome("unknown_operation")
-        issued = self.bank.issue_code(customer_id, CodePurpose.SMS_SIGNATURE_KEY, reference)
-        return ActionOutcome("issued", {"sms_key": issued.code})
-
-    def identify_caller(self, args: Args, language: str) -> ActionOutcome:
-        caller_id = _text(args.get("caller_id", ""))
-        customer_id = self.bank.customer_by_phone(caller_id) if caller_id else None
-        if customer_id is None:
-            return ActionOutcome("unregistered", detail="no caller ID" if not caller_id else "")
-        return ActionOutcome("registered", {"customer_id": customer_id})
-
-    def operation_unlock_code(self, args: Args, language: str) -> ActionOutcome:
-        customer_id, reference = _text(args["customer_id"]), _text(args["operation_reference"])
-        contacts = self.bank.contacts(customer_id)
-        if not contacts.mobile:
-            return ActionOutcome("contact_missing", detail="missing mobile")
-        if self.bank.blocked_operation(customer_id, reference) is None:
-            return ActionOutcome("unknown_operation")
-        issued = self.bank.issue_code(customer_id, CodePurpose.OPERATION_UNLOCK, reference)
-        self.sms.send_sms(OutgoingMessage(
-            to=contacts.mobile,
-            template=messages.text("operation_code_sms", language),
-            params={"reference": reference, "code": issued.code,
-                    "minutes": str(self.config.codes.unlock_code_minutes)},
-            language=language,
-        ))
-        return ActionOutcome("sent")
+    def execute(self, call: dict[str, Any]) -> dict[str, Any]:
+        """Run one action request (Rasa's ``/webhook`` body) through the executor; its response body."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            result = asyncio.run(self.executor.run(call))
+        else:
+            # Called from inside an event loop: run on a thread of its own rather than re-enter it.
+            with ThreadPoolExecutor(1, thread_name_prefix="voicebot-action") as pool:
+                return pool.submit(self.execute, call).result()
+        if result is None:
+            raise BackendError(f"the action request named no action ({call.get('next_action')!r})")
+        return result.model_dump()
 
     # ---------------------------------------------------------------- outside a call
 
     def confirm_password_change(self, customer_id: str) -> str:
         """SPEC: once the customer changed the passwords, an SMS confirms it. Returns the message id."""
-        contacts = self.bank.confirm_password_change(customer_id)
-        if not contacts.mobile:
-            raise BackendError(f"customer {customer_id} has no mobile to confirm the change to")
-        return self.sms.send_sms(OutgoingMessage(
-            to=contacts.mobile,
-            template=messages.text("password_changed_sms", contacts.language),
-            params={"agent_phone": self.config.agent.phone_number},
-            language=contacts.language,
-        ))
+        call = action_call("action_confirm_password_change", {"customer_id": customer_id}, self.domain)
+        slots = _slot_events(self.execute(call))
+        if slots.get(RESULT_SLOT) != "confirmed" or not slots.get("message_id"):
+            raise BackendError(str(slots.get(DETAIL_SLOT) or "the password change could not be confirmed"))
+        return str(slots["message_id"])
 
 
-def _text(value: "str | Secret") -> str:
-    if isinstance(value, Secret):
-        raise ValueError("a secret was passed where plain data was expected")
-    return value
+def _outcome(response: Mapping[str, Any]) -> ActionOutcome:
+    slots = _slot_events(response)
+    result = slots.pop(RESULT_SLOT, None)
+    detail = slots.pop(DETAIL_SLOT, None) or ""
+    if not isinstance(result, str) or not result:
+        return ActionOutcome("error", detail="the action set no result")
+    data: dict[str, str | Secret] = {name: str(value) for name, value in slots.items() if value is not None}
+    for message in response.get("responses", []):
+        for name in SECRET_RESPONSE_VARIABLES & message.keys():
+            data[name] = Secret(str(message[name]))
+    return ActionOutcome(result, data, str(detail))
 
 
-def _secret(value: "str | Secret") -> Secret:
-    return value if isinstance(value, Secret) else Secret(value)
+def _slot_events(response: Mapping[str, Any]) -> dict[str, Any]:
+    return {event["name"]: event.get("value") for event in response.get("events", []) if event.get("event") == "slot"}
+
+
+def _plain(value: "str | Secret") -> str:
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+__all__ = ["ActionOutcome", "UnlockActions", "ACTION_NAMES", "IVR_SENDER_ID"]

@@ -1,0 +1,413 @@
+"""The unlock steps as rasa_sdk actions: one implementation for the IVR and for Rasa assistants.
+
+Each backend step of SPEC.md is an :class:`rasa_sdk.Action` (``action_verify_card``, …). It
+reads its inputs from the tracker's slots, reaches the bank, SMS and e-mail only through
+the interfaces of :mod:`voicebot.backends.base`, and returns its effects as events:
+
+- ``SlotSet("unlock_result", <result>)``: the result name the menu routes on (``ok``,
+  ``mismatch``, ``sent``, …; ``error`` when a backend failed);
+- ``SlotSet("unlock_detail", …)``: why, for the record (never a secret);
+- ``SlotSet`` of what it found (``customer_id``, ``message_id``);
+- ``SlotSet(<secret slot>, None)`` for every PIN or card slot it read, so no secret stays
+  in the conversation after its step.
+
+What the caller is told goes through the dispatcher as a response name
+(``utter_verify_card_mismatch``, …); a code that must be said aloud (the SMS signature key)
+travels only as that response's variable, never in a slot.
+
+The IVR runs these same actions in-process through rasa_sdk's :class:`ActionExecutor`, with
+the request Rasa would send (:func:`action_call`): :class:`ExecutorActions` keeps the
+``run(name, args, language) -> ActionOutcome`` shape the call session uses. ``voicebot
+actions serve`` puts the executor behind rasa_sdk's HTTP endpoint (:func:`serve`).
+``voicebot/data/rasa_domain.yaml`` lists the slots, responses, forms and actions for a Rasa
+user to merge into their domain.
+
+The tracker an action receives holds secrets as plain strings (that is the format): it is
+never logged here, and nothing in these actions puts a slot value into a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from abc import abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import rasa_sdk
+import yaml
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
+from rasa_sdk.interfaces import ActionExecutionRejection
+from rasa_sdk.types import DomainDict
+
+from . import messages
+from .backends.base import (
+    BankingBackend,
+    Channel,
+    CodePurpose,
+    EmailGateway,
+    OutgoingMessage,
+    SmsGateway,
+    VerifyResult,
+)
+from .config import Config
+from .documents import Document, DocumentType
+from .errors import BackendError, ConfigError
+from .masking import Secret, reveal
+
+log = logging.getLogger(__name__)
+
+DOMAIN_FILE = Path(__file__).parent / "data" / "rasa_domain.yaml"
+
+RESULT_SLOT = "unlock_result"
+DETAIL_SLOT = "unlock_detail"
+LANGUAGE_SLOT = "language"
+# Slots that hold a secret the caller gave: cleared by the action that reads them.
+SECRET_SLOTS = frozenset({"card_last4", "pin"})
+# Response variables that carry a secret to be said aloud (the IVR wraps them in Secret).
+SECRET_RESPONSE_VARIABLES = frozenset({"sms_key"})
+# The sender id of the IVR's in-process calls (a Rasa conversation id otherwise).
+IVR_SENDER_ID = "voicebot-ivr"
+
+
+@dataclass(frozen=True)
+class Backends:
+    """What the actions reach the world through: the interfaces, and the line's configuration."""
+
+    bank: BankingBackend
+    sms: SmsGateway
+    email: EmailGateway
+    config: Config
+
+
+@dataclass
+class StepResult:
+    result: str
+    slots: dict[str, str] = field(default_factory=dict)  # found data, set as slots
+    detail: str = ""
+    said: dict[str, str] = field(default_factory=dict)  # variables of the response
+
+
+class UnlockAction(Action):
+    """One backend step. Subclasses name the step, the slots it reads and the results it gives."""
+
+    step: ClassVar[str]  # the menu's name for it (``verify_card``)
+    requires: ClassVar[tuple[str, ...]] = ()  # slots that must be set, else the action rejects
+    optional: ClassVar[tuple[str, ...]] = ()
+    results: ClassVar[tuple[str, ...]]  # besides "error"
+    sets: ClassVar[tuple[str, ...]] = ()  # slots it may set besides the result and detail
+
+    def __init__(self, backends: Backends) -> None:
+        self.backends = backends
+
+    def name(self) -> str:
+        return f"action_{self.step}"
+
+    @classmethod
+    def responses(cls) -> list[str]:
+        return [f"utter_{cls.step}_{result}" for result in (*cls.results, "error")]
+
+    @classmethod
+    def reads(cls) -> tuple[str, ...]:
+        return (*cls.requires, *cls.optional)
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        values = {name: _slot_text(tracker.get_slot(name)) for name in self.reads()}
+        missing = [name for name in self.requires if not values[name]]
+        if missing:
+            # Rasa's way to say "not now": its policies predict something else (HTTP 400).
+            raise ActionExecutionRejection(self.name(), f"{self.name()} needs the slot(s) {', '.join(missing)}")
+        language = _slot_text(tracker.get_slot(LANGUAGE_SLOT)) or "es"
+        if language not in messages.CHANNEL_NAMES:
+            language = "es"
+        try:
+            outcome = self.perform(values, language)
+        except BackendError as exc:
+            log.warning("%s failed: %s", self.name(), exc)
+            outcome = StepResult("error", detail=f"{type(exc).__name__}: {exc}")
+        except (KeyError, ValueError) as exc:
+            # Data we cannot use (a malformed document, a backend reply): an agent takes over.
+            log.warning("%s got unusable data: %s", self.name(), type(exc).__name__)
+            outcome = StepResult("error", detail=f"unusable data ({type(exc).__name__})")
+        dispatcher.utter_message(response=f"utter_{self.step}_{outcome.result}", **outcome.said)
+        events: list[EventType] = [SlotSet(RESULT_SLOT, outcome.result), SlotSet(DETAIL_SLOT, outcome.detail or None)]
+        events += [SlotSet(name, value) for name, value in outcome.slots.items()]
+        events += [SlotSet(name, None) for name in self.reads() if name in SECRET_SLOTS]
+        return events
+
+    @abstractmethod
+    def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
+        """The step itself, over ``self.backends``; ``slots``: the values of :meth:`reads` ("" if unset)."""
+
+    # shorthands
+    @property
+    def bank(self) -> BankingBackend:
+        return self.backends.bank
+
+    @property
+    def config(self) -> Config:
+        return self.backends.config
+
+
+class ActionVerifyCard(UnlockAction):
+    step = "verify_card"
+    requires = ("document_type", "document_number", "card_last4", "pin")
+    results = ("ok", "mismatch", "locked")
+    sets = ("customer_id",)
+
+    def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
+        document = Document.parse(slots["document_type"], slots["document_number"])
+        verification = self.bank.verify_card(document, Secret(slots["card_last4"]), Secret(slots["pin"]))
+        if verification.result is not VerifyResult.OK:
+            # Unknown document, unknown card, wrong PIN: one answer, so a caller cannot tell which.
+            return StepResult(verification.result.value)
+        if not verification.customer_id:
+            return StepResult("error", detail="the bank verified the card without naming the customer")
+        return StepResult("ok", {"customer_id": verification.customer_id})
+
+
+class ActionRecoverUser(UnlockAction):
+    step = "recover_user"
+    requires = ("customer_id", "channel")
+    results = ("sent", "contact_missing")
+
+    def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
+        customer_id, channel = slots["customer_id"], Channel(slots["channel"])
+        contacts = self.bank.contacts(customer_id)
+        missing = [name for name, value in (("email", contacts.email), ("mobile", contacts.mobile)) if not value]
+        if missing:
+            return StepResult("contact_missing", detail="missing " + " and ".join(missing))
+        assert contacts.email and contacts.mobile
+        credentials = self.bank.recover_user(customer_id, channel)
+        channel_name = messages.CHANNEL_NAMES.get(language, messages.CHANNEL_NAMES["es"])[channel.value]
+        self.backends.email.send_email(OutgoingMessage(
+            to=contacts.email,
+            subject=messages.text("username_email", language, "subject").format(channel_name=channel_name),
+            template=messages.text("username_email", language),
+            params={"name": contacts.name, "channel_name": channel_name, "username": credentials.username},
+            language=language,
+        ))
+        self.backends.sms.send_sms(OutgoingMessage(
+            to=contacts.mobile,
+            template=messages.text("temporary_password_sms", language),
+            params={
+                "channel_name": channel_name,
+                "password": credentials.temporary_password,
+                "hours": str(self.config.codes.temporary_password_minutes // 60 or 1),
+            },
+            language=language,
+        ))
+        return StepResult("sent")
+
+
+class ActionUnlockSignature(UnlockAction):
+    step = "unlock_signature"
+    requires = ("customer_id",)
+    results = ("unlocked",)
+
+    def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
+        self.bank.unlock_signature(slots["customer_id"])
+        return StepResult("unlocked")
+
+
+class ActionSmsSignatureKey(UnlockAction):
+    step = "sms_signature_key"
+    requires = ("customer_id", "operation_reference")
+    results = ("issued", "unknown_operation")
+
+    def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
+        customer_id, reference = slots["customer_id"], slots["operation_reference"]
+        if self.bank.blocked_operation(customer_id, reference) is None:
+            return StepResult("unknown_operation")
+        issued = self.bank.issue_code(customer_id, CodePurpose.SMS_SIGNATURE_KEY, reference)
+        # Said to the caller, so it is the response's variable; never a slot.
+        return StepResult("issued", said={"sms_key": issued.code.reveal()})
+
+
+class ActionIdentifyCaller(UnlockAction):
+    step = "identify_caller"
+    optional = ("caller_id",)
+    results = ("registered", "unregistered")
+    sets = ("customer_id",)
+
+    def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
+        caller_id = slots["caller_id"]
+        customer_id = self.bank.customer_by_phone(caller_id) if caller_id else None
+        if customer_id is None:
+            return StepResult("unregistered", detail="no caller ID" if not caller_id else "")
+        return StepResult("registered", {"customer_id": customer_id})
+
+
+class ActionOperationUnlockCode(UnlockAction):
+    step = "operation_unlock_code"
+    requires = ("customer_id", "operation_reference")
+    results = ("sent", "contact_missing", "unknown_operation")
+
+    def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
+        customer_id, reference = slots["customer_id"], slots["operation_reference"]
+        contacts = self.bank.contacts(customer_id)
+        if not contacts.mobile:
+            return StepResult("contact_missing", detail="missing mobile")
+        if self.bank.blocked_operation(customer_id, reference) is None:
+            return StepResult("unknown_operation")
+        issued = self.bank.issue_code(customer_id, CodePurpose.OPERATION_UNLOCK, reference)
+        self.backends.sms.send_sms(OutgoingMessage(
+            to=contacts.mobile,
+            template=messages.text("operation_code_sms", language),
+            params={"reference": reference, "code": issued.code,
+                    "minutes": str(self.config.codes.unlock_code_minutes)},
+            language=language,
+        ))
+        return StepResult("sent")
+
+
+class ActionConfirmPasswordChange(UnlockAction):
+    """Outside a call (the bank tells us the customer changed the passwords): the SMS that confirms it."""
+
+    step = "confirm_password_change"
+    requires = ("customer_id",)
+    results = ("confirmed", "contact_missing")
+    sets = ("message_id",)
+
+    def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
+        customer_id = slots["customer_id"]
+        contacts = self.bank.confirm_password_change(customer_id)
+        if not contacts.mobile:
+            return StepResult("contact_missing",
+                              detail=f"customer {customer_id} has no mobile to confirm the change to")
+        message_id = self.backends.sms.send_sms(OutgoingMessage(
+            to=contacts.mobile,
+            template=messages.text("password_changed_sms", contacts.language),
+            params={"agent_phone": self.config.agent.phone_number},
+            language=contacts.language,
+        ))
+        return StepResult("confirmed", {"message_id": message_id})
+
+
+UNLOCK_ACTIONS: tuple[type[UnlockAction], ...] = (
+    ActionVerifyCard, ActionRecoverUser, ActionUnlockSignature, ActionSmsSignatureKey,
+    ActionIdentifyCaller, ActionOperationUnlockCode, ActionConfirmPasswordChange,
+)
+
+# ---------------------------------------------------------------------- form validation
+
+_DIGITS = re.compile(r"\d+")
+
+
+class ValidateUnlockIdentityForm(FormValidationAction):
+    """The document, card and PIN of ``unlock_identity_form`` (a Rasa assistant's; the IVR's
+    menu checks its own entries). A wrong value is cleared and answered with one response."""
+
+    RESPONSES: ClassVar[tuple[str, ...]] = (
+        "utter_invalid_document_type", "utter_invalid_document_number", "utter_invalid_card_last4", "utter_invalid_pin",
+    )
+
+    def name(self) -> str:
+        return "validate_unlock_identity_form"
+
+    def validate_document_type(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                               domain: DomainDict) -> dict[str, Any]:
+        text = _slot_text(value).strip().lower()
+        if text in {t.value for t in DocumentType}:
+            return {"document_type": text}
+        dispatcher.utter_message(response="utter_invalid_document_type")
+        return {"document_type": None}
+
+    def validate_document_number(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                 domain: DomainDict) -> dict[str, Any]:
+        """A DNI's 8 digits or an NIE's X/Y/Z and 7 digits; the control letter checked when given."""
+        document_type = _slot_text(tracker.get_slot("document_type")).lower() or DocumentType.DNI.value
+        try:
+            document = Document.parse(document_type, _slot_text(value))
+        except ValueError:
+            dispatcher.utter_message(response="utter_invalid_document_number")
+            return {"document_number": None}
+        return {"document_number": document.number}
+
+    def validate_card_last4(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                            domain: DomainDict) -> dict[str, Any]:
+        return self._digits("card_last4", value, 4, 4, dispatcher)
+
+    def validate_pin(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     domain: DomainDict) -> dict[str, Any]:
+        return self._digits("pin", value, 4, 4, dispatcher)
+
+    @staticmethod
+    def _digits(slot: str, value: Any, low: int, high: int, dispatcher: CollectingDispatcher) -> dict[str, Any]:
+        digits = "".join(_slot_text(value).split())
+        if _DIGITS.fullmatch(digits) and low <= len(digits) <= high:
+            return {slot: digits}
+        dispatcher.utter_message(response=f"utter_invalid_{slot}")
+        return {slot: None}
+
+
+class ValidateUnlockOperationForm(FormValidationAction):
+    """The operation reference of ``unlock_operation_form``: 4 to 16 digits, as the menu keys it."""
+
+    RESPONSES: ClassVar[tuple[str, ...]] = ("utter_invalid_operation_reference",)
+
+    def name(self) -> str:
+        return "validate_unlock_operation_form"
+
+    def validate_operation_reference(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                     domain: DomainDict) -> dict[str, Any]:
+        digits = "".join(_slot_text(value).split()).rstrip("#")
+        if _DIGITS.fullmatch(digits) and 4 <= len(digits) <= 16:
+            return {"operation_reference": digits}
+        dispatcher.utter_message(response="utter_invalid_operation_reference")
+        return {"operation_reference": None}
+
+
+VALIDATION_ACTIONS: tuple[type[FormValidationAction], ...] = (ValidateUnlockIdentityForm, ValidateUnlockOperationForm)
+
+
+def build_executor(backends: Backends) -> ActionExecutor:
+    """rasa_sdk's executor with every unlock action and form validation registered."""
+    executor = ActionExecutor()
+    for action_class in UNLOCK_ACTIONS:
+        executor.register_action(action_class(backends))
+    for validation_class in VALIDATION_ACTIONS:
+        executor.register_action(validation_class())
+    return executor
+
+
+def load_domain(path: Path = DOMAIN_FILE) -> dict[str, Any]:
+    """The domain file as the dict Rasa sends along with each call."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a Rasa domain (a mapping)")
+    return data
+
+
+# ---------------------------------------------------------------------- the IVR's side
+
+
+def action_call(action_name: str, slots: Mapping[str, str | None], domain: Mapping[str, Any],
+                sender_id: str = IVR_SENDER_ID) -> dict[str, Any]:
+    """The request body Rasa POSTs to an action server's ``/webhook`` for ``action_name``."""
+    return {
+        "next_action": action_name,
+        "sender_id": sender_id,
+        "tracker": {
+            "sender_id": sender_id,
+            "slots": dict(slots),
+            "latest_message": {},
+            "events": [],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {},
+            "latest_action_name": "action_listen",
+        },
+        "domain": dict(domain),
+        "version": rasa_sdk.__version__,
+    }
+
+
+def _slot_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return reveal(value) if isinstance(value, Secret) else str(value)
