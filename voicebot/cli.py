@@ -180,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--json", action="store_true")
     devices.set_defaults(handler=cmd_devices)
 
+    actions = sub.add_parser("actions", help="the unlock steps as Rasa actions")
+    actions_sub = actions.add_subparsers(title="actions commands", metavar="COMMAND")
+    actions_serve = actions_sub.add_parser("serve", help="rasa_sdk's action server (/health, /actions, /webhook) "
+                                                         "over the line's bank, SMS and e-mail, for a Rasa assistant")
+    actions_serve.add_argument("--port", type=int, default=5055, help="TCP port (default: 5055, Rasa's)")
+    actions_serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    actions_serve.set_defaults(handler=cmd_actions_serve)
+    actions.set_defaults(handler=lambda _args, _config, parser=actions: _usage(parser))
+
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(title="config commands", metavar="COMMAND")
     check = config_sub.add_parser("check", help="validate a configuration file, the menu and the NLU data")
@@ -302,6 +311,24 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
             speech.close()
         line.close()
     print(f"voicebot: stopped ({server.stats['answered']} call(s) answered)", flush=True)
+    return 0
+
+
+def cmd_actions_serve(args: argparse.Namespace, config: Config) -> int:
+    import logging
+
+    from .rasa_actions import serve
+
+    line = _open_line(config)
+    line.ensure_demo_bank()
+    names = sorted(action.name for action in line.actions.executor.list_actions())
+    print(f"voicebot: Rasa actions on http://{args.host}:{args.port}/webhook ({len(names)}: {', '.join(names)}); "
+          f"Ctrl-C or SIGTERM stops", flush=True)
+    try:
+        serve(line.actions.executor, args.host, args.port, logging.getLogger("voicebot").handlers)
+    finally:
+        line.close()
+    print("voicebot: action server stopped", flush=True)
     return 0
 
 

@@ -383,6 +383,45 @@ def load_domain(path: Path = DOMAIN_FILE) -> dict[str, Any]:
     return data
 
 
+# ---------------------------------------------------------------------- the action server
+
+
+def serve(executor: ActionExecutor, host: str = "127.0.0.1", port: int = 5055,
+          log_handlers: list[logging.Handler] | None = None) -> None:
+    """rasa_sdk's own action server (``/health``, ``/actions``, ``/webhook``) over ``executor``,
+    until SIGINT or SIGTERM.
+
+    One process: the executor holds the line's open database, which cannot be pickled into
+    the worker processes ``rasa_sdk.endpoint.run`` spawns. The actions' backend calls block
+    (a PIN check is a scrypt hash), so requests are answered one at a time.
+    """
+    from rasa_sdk.constants import DEFAULT_KEEP_ALIVE_TIMEOUT
+    from rasa_sdk.endpoint import create_app
+
+    # The server's own log lines (requests, errors) go where the line's go, through the same
+    # digit-run scrubber; neither rasa_sdk nor Sanic logs a request's body.
+    for name in ("rasa_sdk", "sanic"):
+        logger = logging.getLogger(name)
+        for handler in log_handlers or []:
+            logger.addHandler(handler)
+        logger.setLevel(max(logging.INFO, logging.getLogger("voicebot").getEffectiveLevel()))
+        logger.propagate = False
+    logging.getLogger("sanic.access").addFilter(_AccessLine())
+    app = create_app(executor, cors_origins=None)
+    app.config.KEEP_ALIVE_TIMEOUT = DEFAULT_KEEP_ALIVE_TIMEOUT
+    app.run(host=host, port=port, single_process=True, motd=False, access_log=True)
+
+
+class _AccessLine(logging.Filter):
+    """Sanic's access records keep their fields as extras (its own formatter reads them): one plain line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage():
+            record.msg = "%s %s %s"
+            record.args = (getattr(record, "host", "-"), getattr(record, "request", "-"), getattr(record, "status", "-"))
+        return True
+
+
 # ---------------------------------------------------------------------- the IVR's side
 
 
