@@ -42,7 +42,10 @@ CALLER = "+34600000005"
 SERIES = [20, 50, 100, 150, 250, 400]
 SPEECH_SERIES = [20, 50]
 PCAP_NAMES = {"*": "star", "#": "pound"}
-NOTE = ("The callers of the series with a recogniser send keys and silence, no voice: Vosk is set up per call and the voice detector hears every frame, but nothing is decoded (speech latency and decoding cost under load are in `asr.md`). One process runs every call's audio on one event-loop thread, so its ceiling is one core (Python's GIL); more calls take more processes (the scale-out issue).")
+NOTE = ("The callers of the series with a recogniser send keys and silence, no voice: Vosk is set up per "
+        "call and the voice detector hears every frame, but nothing is decoded (speech latency and decoding "
+        "cost under load are in `asr.md`). One process runs every call's audio on one event-loop thread, so "
+        "its ceiling is one core (Python's GIL); more calls take more processes (the scale-out issue).")
 
 
 @dataclass
