@@ -372,3 +372,14 @@ def test_a_g722_offer_gets_wideband_and_the_flow_completes(server: Server, tmp_p
     assert "m=audio" in answer and "RTP/AVP 9 101" in answer
     [record] = new_records(server, before, 1)
     assert record["outcome"] == "signature_unlocked"
+
+
+def test_a_number_this_line_does_not_serve_gets_404(server: Server, tmp_path: Path) -> None:
+    source = (sipp.SCENARIOS / "uac_rejected_403.xml").read_text()
+    scenario = tmp_path / "uac_rejected_404.xml"
+    scenario.write_text(source.replace('<recv response="403"/>', '<recv response="404"/>'))
+    before = server.records()
+    result = sipp.run_sipp(scenario, server.target, caller="+34600000001", dialed="600123123",
+                           workdir=tmp_path / "sipp", timeout=60)
+    assert result.ok and "SIP/2.0 404" in result.messages, result.describe()
+    assert server.records() == before

@@ -52,6 +52,7 @@ from ..app import CallMeta, Line
 from ..asr.speech import LineSpeech
 from ..call.session import CallSession, PromptRenderer
 from ..config import Sip as SipSettings
+from ..config import normalise_number
 from ..dialog import Transfer
 from ..errors import VoicebotError
 
@@ -231,7 +232,7 @@ class SipServer:
         self.calls: dict[str, SipCall] = {}
         self._nonces: dict[str, float] = {}  # digest nonce -> when issued
         self.accepting = True
-        self.stats: dict[str, int] = {"answered": 0, "rejected_403": 0, "rejected_503": 0, "rejected_488": 0,
+        self.stats: dict[str, int] = {"answered": 0, "rejected_403": 0, "rejected_503": 0, "rejected_488": 0, "rejected_404": 0,
                                       "challenged_401": 0, "cancelled": 0, "rtp_timeouts": 0}
         self._uases: list[Any] = []
         self._tasks: list[asyncio.Task[Any]] = []
@@ -357,6 +358,14 @@ class SipServer:
             incoming.reject(status, reason)
             return
         if self.settings.users and not self._authenticated(incoming):
+            return
+        dialed = user_part(incoming.callee)
+        if normalise_number(dialed or "") not in self.line.config.dialed_numbers:
+            # A trunk offering a number this line does not serve (checked after access
+            # control, so an unknown source cannot probe which numbers exist).
+            self.stats["rejected_404"] += 1
+            log.info("SIP: %s: number %s is not served here (dialed_numbers)", call_id, dialed)
+            incoming.reject(404, "Not Found")
             return
         offer = incoming.sdp_offer
         if offer is None:
