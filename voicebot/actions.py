@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -103,7 +104,8 @@ class UnlockActions:
         call = action_call("action_confirm_password_change", {"customer_id": customer_id}, self.domain)
         slots = _slot_events(self.execute(call))
         if slots.get(RESULT_SLOT) != "confirmed" or not slots.get("message_id"):
-            raise BackendError(str(slots.get(DETAIL_SLOT) or "the password change could not be confirmed"))
+            detail = str(slots.get(DETAIL_SLOT) or "the password change could not be confirmed")
+            raise BackendError(re.sub(r"^Backend\w*: ", "", detail))  # the fault's own words, for the operator
         return str(slots["message_id"])
 
 
