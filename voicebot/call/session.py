@@ -173,6 +173,10 @@ class CallSession:
         samples = np.asarray(caller)
         if samples.dtype == np.int16:
             samples = samples.astype(np.float64) / 32768.0
+        elif not np.abs(samples).max(initial=0.0) <= 1.0:  # (False for NaN and inf too)
+            # Hostile or broken float audio (NaN, inf, far past full scale): heard as a line
+            # that clips, never passed on to the detectors as values they cannot judge.
+            samples = np.clip(np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
         muted, tones = self._muter.process(samples)
         for tone in tones:
             self._key(tone.key, source="tone")
