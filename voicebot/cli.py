@@ -326,6 +326,8 @@ def cmd_actions_serve(args: argparse.Namespace, config: Config) -> int:
           f"Ctrl-C or SIGTERM stops", flush=True)
     try:
         serve(line.actions.executor, args.host, args.port, logging.getLogger("voicebot").handlers)
+    except KeyboardInterrupt:
+        pass
     finally:
         line.close()
     print("voicebot: action server stopped", flush=True)

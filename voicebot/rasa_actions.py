@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -407,9 +408,16 @@ def serve(executor: ActionExecutor, host: str = "127.0.0.1", port: int = 5055,
         logger.setLevel(max(logging.INFO, logging.getLogger("voicebot").getEffectiveLevel()))
         logger.propagate = False
     logging.getLogger("sanic.access").addFilter(_AccessLine())
+    # Sanic installs its SIGTERM handler only once the server runs (after it already answers):
+    # a SIGTERM before then must stop it just as cleanly.
+    signal.signal(signal.SIGTERM, _interrupt)
     app = create_app(executor, cors_origins=None)
     app.config.KEEP_ALIVE_TIMEOUT = DEFAULT_KEEP_ALIVE_TIMEOUT
     app.run(host=host, port=port, single_process=True, motd=False, access_log=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 class _AccessLine(logging.Filter):
