@@ -328,6 +328,8 @@ def cmd_actions_serve(args: argparse.Namespace, config: Config) -> int:
         serve(line.actions.executor, args.host, args.port, logging.getLogger("voicebot").handlers)
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        raise VoicebotError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
     finally:
         line.close()
     print("voicebot: action server stopped", flush=True)
