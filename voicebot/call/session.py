@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 FRAME_SECONDS = 0.02
 LINE_RATES = (8000, 16000)  # where the DTMF detector works natively
+ACTION_WAIT = 30.0  # seconds a finishing call waits for its last backend action
 DUPLICATE_KEY_WINDOW = 0.5  # seconds: the same key reported by two sources is one press
 
 
@@ -124,6 +125,7 @@ class CallSession:
         self._actions: Executor | None = (None if virtual else action_pool
                                           or ThreadPoolExecutor(max_workers=1, thread_name_prefix="action"))
         self._pending_actions = 0
+        self._action_futures: list[Future[None]] = []
         self._keys_from_keyboard: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._recent_keys: list[tuple[float, str, str]] = []  # (time, key, source): one press, several reports
         self._transfer_answers: queue.SimpleQueue[bool] = queue.SimpleQueue()
@@ -210,6 +212,11 @@ class CallSession:
                 recognizer.close()
         if self._actions is not None and self._owns_actions:
             self._actions.shutdown(wait=True)
+        elif self._action_futures:
+            # A shared pool: wait for this call's own actions (an unlock, an SMS still being
+            # sent), so the record says what they did. Never past ACTION_WAIT.
+            wait(self._action_futures, timeout=ACTION_WAIT)
+        self._collect_actions()
         return self.line.finish_call(self.engine, self.meta, duration=self.now)
 
     # ------------------------------------------------------------------ input
@@ -381,7 +388,8 @@ class CallSession:
             self._action_results.put((command.name, done))
 
         self._pending_actions += 1
-        self._actions.submit(work)
+        self._action_futures = [f for f in self._action_futures if not f.done()]
+        self._action_futures.append(self._actions.submit(work))
 
     def _collect_actions(self) -> None:
         while not self._action_results.empty():

@@ -91,9 +91,12 @@ def _check_texts(menu: Menu, langs: list[str]) -> Iterator[tuple[PathKey, str]]:
         for lang in langs:
             if not texts.get(lang):
                 yield path, f"no text in language {lang!r}"
-        for lang in texts:
+        for lang, text in texts.items():
             if lang not in langs:
                 yield path + (lang,), f"language {lang!r} is not in `languages` {langs}"
+            for part_language, _ in language_spans(str(text), lang) if isinstance(text, str) else ():
+                if part_language not in langs:
+                    yield path + (lang,), f"<{part_language}>: not a language of the menu ({', '.join(langs)})"
 
     for key, texts in menu.texts.items():
         yield from missing(texts, ("texts", key), True)
@@ -145,12 +148,6 @@ def _check_nodes(menu: Menu, known_actions: Iterable[str] | None) -> Iterator[tu
             for _, field, spec, _ in Formatter().parse(text):
                 if field is not None and spec not in ("", "digits"):
                     yield base + ("prompt", lang), f"unknown format ':{spec}' (only ':digits')"
-        for name in ("prompt", "reprompt"):
-            for lang, text in (getattr(node, name, None) or {}).items():
-                for part_language, _ in language_spans(text, lang):
-                    if part_language not in menu.languages:
-                        yield base + (name, lang), (f"<{part_language}>: not a language of the menu "
-                                                    f"({', '.join(menu.languages)})")
 
 
 def _reachable(menu: Menu) -> set[str]:

@@ -63,6 +63,8 @@ SILENT_CALLER_AFTER = 0.06  # seconds without caller audio before the tick steps
 CATCH_UP_DEPTH = 3  # frames queued for the caller past which two go out in one tick
 PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8, "G722": 9}
 USER_AGENT = "voicebot"
+NONCE_SECONDS = 300  # a digest challenge's life
+MAX_NONCES = 10_000  # challenges outstanding at once
 ACTION_WORKERS = 4  # backend actions at once, for all calls (each is a few ms to ~100 ms of scrypt or SQLite)
 
 
@@ -80,6 +82,11 @@ def _silence_start_up_assertion() -> None:
             return not (isinstance(exc, AssertionError) and "connection_made" in record.getMessage())
 
     logging.getLogger("asyncio").addFilter(_Filter())
+
+
+def incoming_uas(incoming: Any, uases: list[Any]) -> Any:
+    """The SipUAS an INVITE arrived on (its transport's)."""
+    return next((uas for uas in uases if uas.transport is incoming.transport), uases[0])
 
 
 def user_part(uri: str | None) -> str | None:
@@ -148,7 +155,11 @@ class _DtmfEvents:
     def handle_packet(self, packet: Any) -> None:
         event = self._aiortp.DtmfEvent.parse(packet.payload)
         now = time.monotonic()
-        new = packet.timestamp != self._timestamp or (self._ended and not event.end and now - self._ended_at > 0.04)
+        # A start more than 40 ms after an end on the same timestamp is a new press (a sender
+        # that reuses the timestamp, as SIPp replaying one key's pcap does). A copy of the
+        # ended event delayed past 40 ms by the network would count twice: not told apart.
+        again = self._ended and not event.end and now - self._ended_at > 0.04
+        new = packet.timestamp != self._timestamp or again
         if new:
             if self._timestamp is not None and not self._ended and self._event is not None:
                 self._on_key(self._aiortp.dtmf.EVENT_TO_DIGIT.get(self._event))
@@ -230,7 +241,7 @@ class SipServer:
         self._networks = [ipaddress.ip_network(n, strict=False) for n in self.settings.allow]
         self._ports = _RtpPorts(*self.settings.rtp_ports)
         self.calls: dict[str, SipCall] = {}
-        self._nonces: dict[str, float] = {}  # digest nonce -> when issued
+        self._nonces: dict[str, tuple[float, int]] = {}  # digest nonce -> (when issued, highest nc used)
         self.accepting = True
         self.stats: dict[str, int] = {"answered": 0, "rejected_403": 0, "rejected_503": 0, "rejected_488": 0, "rejected_404": 0,
                                       "challenged_401": 0, "cancelled": 0, "rtp_timeouts": 0}
@@ -339,23 +350,24 @@ class SipServer:
             incoming.dialog.terminate()
 
     async def _on_invite(self, uas: Any, incoming: Any) -> None:
-        aiosipua, aiortp, _ = _library()
         call_id = incoming.call_id
         known = self.calls.get(call_id)
         if known is not None:
-            # A retransmitted INVITE: aiosipua made a second call (a new To tag) in place of
-            # ours. Put ours back; a new CSeq (after a 401) is a new request.
-            if known.incoming.invite.cseq and incoming.invite.cseq and \
-                    known.incoming.invite.cseq.seq == incoming.invite.cseq.seq:
-                uas._calls[call_id] = known.incoming
-                return
+            # aiosipua made a second call (a new To tag) in place of ours: put ours back. A
+            # retransmitted INVITE needs nothing more; another INVITE on a call we still hold
+            # (aiosipua forgot its dialog) must not become a second call on the same Call-ID.
+            uas._calls[call_id] = known.incoming
+            if not (known.incoming.invite.cseq and incoming.invite.cseq and
+                    known.incoming.invite.cseq.seq == incoming.invite.cseq.seq):
+                self._reply(incoming, 500, "Server Internal Error", {"Retry-After": "1"}, end_dialog=False)
+            return
         source = incoming.source_addr
         refusal = self._refusal(source)
         if refusal is not None:
             status, reason = refusal
             self.stats[f"rejected_{status}"] += 1
             log.info("SIP: %s from %s refused: %d %s", call_id, source[0], status, reason)
-            incoming.reject(status, reason)
+            self._refuse(uas, incoming, status, reason)
             return
         if self.settings.users and not self._authenticated(incoming):
             return
@@ -365,22 +377,39 @@ class SipServer:
             # control, so an unknown source cannot probe which numbers exist).
             self.stats["rejected_404"] += 1
             log.info("SIP: %s: number %s is not served here (dialed_numbers)", call_id, dialed)
-            incoming.reject(404, "Not Found")
+            self._refuse(uas, incoming, 404, "Not Found")
             return
         offer = incoming.sdp_offer
         if offer is None:
             self.stats["rejected_488"] += 1
-            incoming.reject(488, "Not Acceptable Here (an offer in the INVITE is needed)")
+            self._refuse(uas, incoming, 488, "Not Acceptable Here (an offer in the INVITE is needed)")
             return
         call = SipCall(incoming, uas, source)
         self.calls[call_id] = call
         try:
+            await self._set_up(call)
+        except Exception:
+            log.exception("SIP: %s: setting up the call failed", call_id)
+            if not call.answered:
+                self._refuse(uas, incoming, 500, "Server Internal Error")
+                if call.rtp is not None:
+                    await call.rtp.close()
+                self._release(call)
+            else:
+                self._end(call, "internal error")
+
+    async def _set_up(self, call: SipCall) -> None:
+        aiosipua, aiortp, _ = _library()
+        incoming, uas, call_id, source = call.incoming, call.uas, call.call_id, call.source
+        offer = incoming.sdp_offer
+        try:
             call.port = self._ports.take()
             answer, payload_type, dtmf_type = self._answer(call, offer)
+            self._apply(call, offer, payload_type)
         except (aiosipua.SdpNegotiationError, SipError) as exc:
             self.stats["rejected_488"] += 1
             log.info("SIP: %s: no common codec or port (%s)", call_id, exc)
-            incoming.reject(488, "Not Acceptable Here")
+            self._refuse(uas, incoming, 488, "Not Acceptable Here")
             self._release(call)
             return
         incoming.ringing()
@@ -393,7 +422,7 @@ class SipServer:
             )
         except OSError as exc:
             log.warning("SIP: %s: RTP port %d: %s", call_id, call.port, exc)
-            incoming.reject(503, "Service Unavailable")
+            self._refuse(uas, incoming, 503, "Service Unavailable")
             self._release(call)
             return
         if call.ended:  # CANCEL while the media was set up
@@ -420,11 +449,11 @@ class SipServer:
         session.start()
 
     def _refusal(self, source: tuple[str, int]) -> tuple[int, str] | None:
-        if not self.accepting:
-            return 503, "Service Unavailable (shutting down)"
         address = ipaddress.ip_address(source[0])
         if self._networks and not any(address in network for network in self._networks):
-            return 403, "Forbidden"
+            return 403, "Forbidden"  # first: a source we do not serve learns nothing of our state
+        if not self.accepting:
+            return 503, "Service Unavailable (shutting down)"
         if len(self.calls) >= self.settings.max_calls:
             return 503, "Service Unavailable (line full)"
         if sum(1 for c in self.calls.values() if c.source[0] == source[0]) >= self.settings.max_calls_per_source:
@@ -433,86 +462,101 @@ class SipServer:
 
     def _authenticated(self, incoming: Any) -> bool:
         """Digest (RFC 7616 qop=auth, MD5, what trunks and softphones send), checked with
-        aiosipua's client-side digest code. No credentials: a 401 challenge; wrong ones: 403."""
+        aiosipua's client-side digest code. No credentials: a 401 challenge; wrong ones: 403.
+        A nonce is ours, of our realm, at most 5 minutes old, and each use must count up
+        (``nc``): a captured INVITE cannot be replayed for a new call."""
         from aiosipua.auth import SipDigestAuth, build_credentials
         from aiosipua.headers import AuthChallenge, parse_auth
 
         now = time.monotonic()
-        self._nonces = {n: t for n, t in self._nonces.items() if now - t < 300}
+        self._nonces = {n: (t, nc) for n, (t, nc) in self._nonces.items() if now - t < NONCE_SECONDS}
         header = incoming.invite.get_header("authorization")
         if header:
-            given = parse_auth(header, credentials=True).params
+            try:
+                given = parse_auth(header, credentials=True).params
+                count = int(given.get("nc", ""), 16)
+            except (ValueError, TypeError, AttributeError):
+                given, count = {}, 0
+            nonce = given.get("nonce", "")
             password = self.settings.users.get(given.get("username", ""))
-            if password is not None and given.get("nonce") in self._nonces:
-                challenge = AuthChallenge("Digest", {
-                    "realm": given.get("realm", ""), "nonce": given["nonce"], "algorithm": given.get("algorithm", "MD5"),
-                    **({"qop": "auth"} if "qop" in given else {})})
+            issued = self._nonces.get(nonce)
+            if (password is not None and issued is not None and count > issued[1]
+                    and given.get("realm") == self.settings.realm and given.get("qop") == "auth"):
+                challenge = AuthChallenge("Digest", {"realm": self.settings.realm, "nonce": nonce,
+                                                     "algorithm": "MD5", "qop": "auth"})
                 expected = build_credentials(SipDigestAuth(given["username"], password), challenge,
                                              incoming.invite.method, given.get("uri", ""),
-                                             nonce_count=int(given.get("nc", "1"), 16), cnonce=given.get("cnonce"))
+                                             nonce_count=count, cnonce=given.get("cnonce"))
                 if expected is not None and secrets.compare_digest(str(expected.params["response"]),
                                                                    str(given.get("response", ""))):
+                    self._nonces[nonce] = (issued[0], count)
                     return True
             self.stats["rejected_403"] += 1
             log.info("SIP: %s: digest authentication failed (user %r)", incoming.call_id, given.get("username"))
-            incoming.reject(403, "Forbidden")
+            self._refuse(incoming_uas(incoming, self._uases), incoming, 403, "Forbidden")
+            return False
+        if len(self._nonces) >= MAX_NONCES:  # a flood of unauthenticated INVITEs: no more state for them
+            self._refuse(incoming_uas(incoming, self._uases), incoming, 503, "Service Unavailable")
             return False
         nonce = secrets.token_hex(16)
-        self._nonces[nonce] = now
+        self._nonces[nonce] = (now, 0)
         self.stats["challenged_401"] += 1
         self._reply(incoming, 401, "Unauthorized", {
             "WWW-Authenticate": f'Digest realm="{self.settings.realm}", nonce="{nonce}", algorithm=MD5, qop="auth"'})
         return False
 
-    def _answer(self, call: SipCall, offer: Any) -> tuple[Any, int, int]:
-        """Our SDP answer: the first of our codecs the offer has, the offer's own
-        telephone-event type, 20 ms packets. (aiosipua picks in the offer's order, always
-        answers telephone-event as 101 and copies the offer's ptime: all fixed here.)"""
+    def _answer(self, call: SipCall, offer: Any, codecs: tuple[str, ...] | None = None) -> tuple[Any, int, int]:
+        """Our SDP answer (answer, payload type, telephone-event type): the first of our codecs
+        the offer has, the offer's own telephone-event type, 20 ms packets. (aiosipua picks in
+        the offer's order, always answers telephone-event as 101 and copies the offer's
+        ptime: all fixed here.) Changes nothing on the call: see ``_apply``."""
         aiosipua, _, _ = _library()
         dtmf_type = next((c.payload_type for c in offer.audio.codecs
                           if c.encoding_name.lower() == "telephone-event" and c.clock_rate == 8000), 101)
-        answer = payload_type = None
-        for codec in self.settings.codecs:
+        for codec in codecs or self.settings.codecs:
             try:
                 answer, payload_type = aiosipua.negotiate_sdp(
                     offer, local_ip=self.media_address, rtp_port=call.port, supported_codecs=[PAYLOAD_TYPES[codec]],
                     dtmf_payload_type=dtmf_type, session_id=call.sdp_session_id)
-                break
             except aiosipua.SdpNegotiationError:
                 continue
-        if answer is None or payload_type is None:
-            raise aiosipua.SdpNegotiationError("none of " + ", ".join(self.settings.codecs))
-        call.sdp_version += 1
-        answer.origin.session_version = str(call.sdp_version)
-        answer.audio.attributes["ptime"] = ["20"]  # aiortp sends 20 ms packets whatever the offer asked
-        call.codec = next(name for name, number in PAYLOAD_TYPES.items() if number == payload_type)
-        call.rate = 16000 if payload_type == 9 else 8000
+            answer.origin.session_version = str(call.sdp_version + 1)
+            answer.audio.attributes["ptime"] = ["20"]  # aiortp sends 20 ms packets whatever the offer asked
+            return answer, payload_type, dtmf_type
+        raise aiosipua.SdpNegotiationError("none of " + ", ".join(codecs or self.settings.codecs))
+
+    @staticmethod
+    def _held(offer: Any) -> bool:
         direction = offer.audio.direction
         if direction == "sendrecv" and "sendonly" in offer.attributes:
             direction = "sendonly"  # a session-level attribute: aiosipua reads only the media's
         if direction == "sendrecv" and "inactive" in offer.attributes:
             direction = "inactive"
         address = offer.rtp_address or ("", 0)
-        call.held = direction in ("sendonly", "inactive") or address[0] in ("0.0.0.0", "::")
-        return answer, payload_type, dtmf_type
+        return direction in ("sendonly", "inactive") or address[0] in ("0.0.0.0", "::")
+
+    def _apply(self, call: SipCall, offer: Any, payload_type: int) -> None:
+        """The answer is going out: the call takes its codec, rate and hold state."""
+        call.sdp_version += 1
+        call.codec = next(name for name, number in PAYLOAD_TYPES.items() if number == payload_type)
+        call.rate = 16000 if payload_type == 9 else 8000
+        call.held = self._held(offer)
 
     def _on_reinvite(self, incoming: Any) -> None:
+        """Hold, resume, a new address: the call keeps the codec it started with (its session
+        runs at one rate), so only that codec is offered back; a refusal changes nothing."""
         aiosipua, _, _ = _library()
         call = self.calls.get(incoming.call_id)
         offer = incoming.sdp_offer
         if call is None or offer is None or call.rtp is None:
             self._reply(incoming, 488, "Not Acceptable Here", end_dialog=False)  # reject() would end the call
             return
-        codec = call.codec
         try:
-            answer, _, _ = self._answer(call, offer)
+            answer, payload_type, _ = self._answer(call, offer, (call.codec,))
         except aiosipua.SdpNegotiationError:
-            self._reply(incoming, 488, "Not Acceptable Here", end_dialog=False)
+            self._reply(incoming, 488, "Not Acceptable Here (the call's codec is needed)", end_dialog=False)
             return
-        if call.codec != codec:  # the call's session runs at one rate: keep the codec it started with
-            call.codec = codec
-            self._reply(incoming, 488, "Not Acceptable Here (codec change)", end_dialog=False)
-            return
+        self._apply(call, offer, payload_type)
         address = offer.rtp_address
         if address and address[0] not in ("0.0.0.0", "::"):
             call.rtp.update_remote(address)
@@ -545,8 +589,13 @@ class SipServer:
 
     def _on_cancel(self, call_id: str) -> None:
         call = self.calls.get(call_id)
-        if call is None or call.answered:
-            return  # a CANCEL that crossed our 200: the caller will ACK and BYE
+        if call is None:
+            return
+        if call.answered:
+            # The CANCEL crossed our 200: the call stands (RFC 3261 9.2), the caller will ACK
+            # and BYE. aiosipua forgot the dialog all the same: give it back, or that BYE gets 481.
+            call.uas._calls[call_id] = call.incoming
+            return
         self.stats["cancelled"] += 1
         call.ended = "cancelled"
         log.info("SIP: %s cancelled before answer", call_id)
@@ -743,20 +792,32 @@ class SipServer:
         self._spawn(self._close(call))
 
     async def _close(self, call: SipCall) -> None:
-        if call.pending:  # our BYE's answer (or its timeout) before the dialog is forgotten
-            await asyncio.wait(list(call.pending.values()), timeout=4.0)
-        if call.rtp is not None:
-            await call.rtp.close()
-        session = call.session
-        if session is not None:
-            assert self._loop is not None
-            # The record goes to SQLite and the session's action worker is joined: off the loop.
-            record = await self._loop.run_in_executor(None, session.finish)
-            log.info("SIP: %s ended (%s): %s", call.call_id, call.ended, record.get("outcome"))
-        self._release(call)
+        try:
+            if call.pending:  # our BYE's answer (or its timeout) before the dialog is forgotten
+                await asyncio.wait(list(call.pending.values()), timeout=4.0)
+            if call.rtp is not None:
+                await call.rtp.close()
+            session = call.session
+            if session is not None:
+                assert self._loop is not None
+                # The record goes to SQLite after the call's actions are done: off the loop.
+                record = await self._loop.run_in_executor(None, session.finish)
+                log.info("SIP: %s ended (%s): %s", call.call_id, call.ended, record.get("outcome"))
+        except Exception:
+            log.exception("SIP: %s: closing the call failed", call.call_id)
+        finally:
+            self._release(call)  # whatever failed, the call no longer counts against the limits
+
+    def _refuse(self, uas: Any, incoming: Any, status: int, reason: str) -> None:
+        """A final error to an INVITE, and aiosipua forgets it (it would wait for an ACK a
+        scanner never sends, and keep the call for good)."""
+        incoming.reject(status, reason)
+        if uas._calls.get(incoming.call_id) is incoming:
+            del uas._calls[incoming.call_id]
 
     def _release(self, call: SipCall) -> None:
-        self.calls.pop(call.call_id, None)
+        if self.calls.get(call.call_id) is call:
+            del self.calls[call.call_id]
         if call.port:
             self._ports.give_back(call.port)
             call.port = 0
