@@ -68,6 +68,19 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         run = voicebot(config, "chat", "--json", "--caller-id", "+34611111111", stdin="\n".join(script) + "\n")
         outputs[f"chat {name} --json"] = run.stdout
         phone += run.stderr  # the transcript: what the caller heard and what the demo phone got
+    # The audio front too: the same recovery keyed as tones in a recording of the caller.
+    import numpy as np
+    import soundfile
+
+    from voicebot.dtmf import generator
+
+    tones, _ = generator.sequence("1111" + DNI + CARD + PIN, on=0.08, off=0.12, lead=1.0, tail=1.0,
+                                  level_dbm0=-10.0, rng=np.random.default_rng(5))
+    soundfile.write(folder / "caller.wav", tones, 8000)
+    run = voicebot(config, "call", "--input", str(folder / "caller.wav"), "--no-speech", "--caller-id",
+                   "+34611111111", "--transcript", str(folder / "call.json"), "--output", str(folder / "bot.wav"))
+    outputs["call --input (stdout)"] = run.stdout + run.stderr
+    outputs["call --input transcript"] = (folder / "call.json").read_text()
     outputs["calls --json"] = voicebot(config, "calls", "--json", "--last", "50").stdout
     outputs["calls"] = voicebot(config, "calls", "--last", "50").stdout
     outputs["outbox --json"] = voicebot(config, "outbox", "--json", "--last", "50").stdout
@@ -95,7 +108,7 @@ def test_calls_did_what_they_should(produced: dict) -> None:
     outcomes = sorted(r["outcome"] for r in records)
     assert outcomes == sorted([
         "credentials_sent", "credentials_sent", "credentials_sent", "sms_key_spoken",
-        "operation_code_sent", "caller_hung_up",
+        "operation_code_sent", "caller_hung_up", "credentials_sent",  # the last: the file call
     ])
 
 
