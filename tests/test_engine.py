@@ -549,7 +549,7 @@ def test_verify_card_carries_the_pin_and_card_as_secrets(call: Call) -> None:
     assert out[-2:] == [
         CancelTimer(ANY),
         RunAction(ANY, "verify_card", {"document_type": "dni", "document_number": DNI + "Z",
-                                       "card_last4": Secret(CARD), "pin": Secret(PIN)}),
+                                       "card_last4": Secret(CARD), "pin": Secret(PIN), "caller_id": ANY}),
     ]
     run = out[-1]
     assert isinstance(run, RunAction)
@@ -565,7 +565,7 @@ def test_a_spoken_pin_is_a_secret_too(call: Call) -> None:
     call.keys("111" + DNI + CARD)
     out = call.say("ocho seis cuatro dos")
     assert out[-1] == RunAction(ANY, "verify_card", {"document_type": "dni", "document_number": DNI + "Z",
-                                                     "card_last4": Secret(CARD), "pin": Secret(PIN)})
+                                                     "card_last4": Secret(CARD), "pin": Secret(PIN), "caller_id": ANY})
     assert call.engine.record.inputs[-1] == {"node": "card_pin", "mode": "speech", "value": MASK}
 
 

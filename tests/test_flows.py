@@ -425,3 +425,20 @@ def test_every_call_is_recorded(caller: Caller) -> None:
     assert [r["outcome"] for r in records] == ["operation_code_sent", "transferred"]
     assert records[0]["caller_id"] == "+34600000001" and records[0]["dialed"] == "950183313"
     assert records[1]["transfer_context"]["reason"] == "caller_request"
+
+
+def test_a_guesser_who_keeps_calling_is_paused_and_put_through_to_an_agent(caller: Caller) -> None:
+    # Two calls of 3 failed checks each (one wrong PIN on the real card, so it never locks,
+    # and two cards the customer does not have), then a third call with the right answers:
+    # 6 failures for this caller ID (and this document) pause the checks for the window,
+    # and the caller is put through to an agent, not told which factor was wrong.
+    limits = caller.line.config.lockout
+    assert limits.failures_per_caller == 6 and limits.failures_per_document == 6
+    wrong = ["1", "1", "1", "1", "12345678", "4567", "9999"]
+    again = ["12345678", "1111", "9999"]  # a card this customer does not have: a mismatch too
+    for _ in range(2):
+        result = caller.call(wrong + again + again, caller_id="+34699000111")
+        assert result.outcome == "transferred"
+    third = caller.call(["1", "1", "1", "1", "12345678", "4567", "1234"], caller_id="+34699000111")
+    assert third.outcome == "transferred" and third.reason == "verification_paused", third.transcript
+    assert "no podemos seguir con la verificación" in third.transcript

@@ -255,7 +255,7 @@ def test_an_operator_can_unlock_a_card(bank: SqliteBank) -> None:
 
 
 def test_concurrent_wrong_pins_are_all_counted(db: Database, clock: FakeClock, bank: SqliteBank) -> None:
-    bank = make_bank(db, clock, lockout=Lockout(max_pin_attempts=8))
+    bank = make_bank(db, clock, lockout=Lockout(max_pin_attempts=8, failures_per_document=100))
     results = []
     threads = [threading.Thread(target=lambda: results.append(verify(bank, pin="0000").result)) for _ in range(8)]
     for thread in threads:
@@ -263,6 +263,57 @@ def test_concurrent_wrong_pins_are_all_counted(db: Database, clock: FakeClock, b
     for thread in threads:
         thread.join()
     assert sorted(results) == sorted([VerifyResult.MISMATCH] * 7 + [VerifyResult.LOCKED])
+
+
+def test_guessing_across_cards_and_callers_pauses_the_document(db_path: Path, db: Database, clock: FakeClock) -> None:
+    # A guesser spreads wrong PINs over the customer's two cards (under each card's lock)
+    # and over many caller IDs: the document's own count pauses it, across a restart.
+    bank = make_bank(db, clock, lockout=Lockout(max_pin_attempts=3, failures_per_document=4,
+                                                document_window_minutes=60, failures_per_caller=100))
+    seed_bank(bank, BankSeed.model_validate(SEED))
+    for attempt, card in enumerate([CARD, OTHER_CARD, CARD, OTHER_CARD]):
+        result = bank.verify_card(ONE, Secret(card), Secret("0000"), caller_id=f"+3460000000{attempt}")
+        assert result.result is VerifyResult.MISMATCH
+    db.close()
+    with open_database(db_path) as reopened:
+        again = make_bank(reopened, clock, lockout=Lockout(max_pin_attempts=3, failures_per_document=4,
+                                                           document_window_minutes=60, failures_per_caller=100))
+        paused = again.verify_card(ONE, Secret(CARD), Secret(PIN), caller_id="+34699999999")
+        assert paused.result is VerifyResult.PAUSED and paused.customer_id is None  # even the right PIN
+        assert again.verify_card(TWO, Secret("5151"), Secret("6262")).result is VerifyResult.OK  # others are not
+        clock.advance(minutes=61)
+        assert again.verify_card(ONE, Secret(CARD), Secret(PIN)).result is VerifyResult.OK  # the window passed
+
+
+def test_one_caller_guessing_many_documents_is_paused(db: Database, clock: FakeClock) -> None:
+    bank = make_bank(db, clock, lockout=Lockout(failures_per_caller=3, caller_window_minutes=30,
+                                                failures_per_document=100))
+    seed_bank(bank, BankSeed.model_validate(SEED))
+    documents = [Document.parse("dni", f"{n:08d}") for n in (11111111, 22222222, 33333333)]
+    for document in documents:
+        assert bank.verify_card(document, Secret("1234"), Secret("1234"), caller_id="+34 600 000 001").result \
+            is VerifyResult.MISMATCH
+    # The same number however written; a right answer does not get through either.
+    assert bank.verify_card(ONE, Secret(CARD), Secret(PIN), caller_id="0034600000001").result is VerifyResult.PAUSED
+    assert bank.verify_card(ONE, Secret(CARD), Secret(PIN), caller_id="+34600000002").result is VerifyResult.OK
+    assert bank.verify_card(ONE, Secret(CARD), Secret(PIN)).result is VerifyResult.OK  # no caller ID: the document's count
+    clock.advance(minutes=31)
+    assert bank.verify_card(ONE, Secret(CARD), Secret(PIN), caller_id="+34600000001").result is VerifyResult.OK
+
+
+def test_the_failure_table_holds_no_caller_id_or_document(db_path: Path, db: Database, clock: FakeClock) -> None:
+    bank = make_bank(db, clock)
+    seed_bank(bank, BankSeed.model_validate(SEED))
+    bank.verify_card(ONE, Secret(CARD), Secret("0000"), caller_id="+34611222333")
+    rows = db_rows(db, "SELECT * FROM verification_failures")
+    assert len(rows) == 2
+    text = repr(rows)
+    assert "611222333" not in text and ONE.number not in text and "one" not in text.lower()
+
+
+def db_rows(db: Database, query: str) -> list[tuple]:
+    with db.transaction(write=False) as conn:
+        return [tuple(row) for row in conn.execute(query)]
 
 
 # --------------------------------------------------------------------------- customers

@@ -50,6 +50,13 @@ class Lockout(_Section):
     max_verifications_per_call: int = Field(
         3, ge=1, le=10, description="failed identity checks in one call before an agent"
     )
+    # (inferred) Across calls: a guesser who hangs up and calls again, from one number or many.
+    failures_per_caller: int = Field(
+        6, ge=1, le=1000, description="failed identity checks from one caller ID in the window, before a pause")
+    caller_window_minutes: int = Field(60, ge=1, le=10080, description="the caller ID's window")
+    failures_per_document: int = Field(
+        6, ge=1, le=1000, description="failed identity checks for one document (any card, any caller) in the window")
+    document_window_minutes: int = Field(1440, ge=1, le=10080, description="the document's window")
 
 
 class Codes(_Section):

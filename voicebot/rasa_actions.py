@@ -157,12 +157,14 @@ class UnlockAction(Action):
 class ActionVerifyCard(UnlockAction):
     step = "verify_card"
     requires = ("document_type", "document_number", "card_last4", "pin")
-    results = ("ok", "mismatch", "locked")
+    optional = ("caller_id",)  # failed checks count against it too (lockout.failures_per_caller)
+    results = ("ok", "mismatch", "locked", "paused")
     sets = ("customer_id",)
 
     def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
         document = Document.parse(slots["document_type"], slots["document_number"])
-        verification = self.bank.verify_card(document, Secret(slots["card_last4"]), Secret(slots["pin"]))
+        verification = self.bank.verify_card(document, Secret(slots["card_last4"]), Secret(slots["pin"]),
+                                             caller_id=slots["caller_id"] or None)
         if verification.result is not VerifyResult.OK:
             # Unknown document, unknown card, wrong PIN: one answer, so a caller cannot tell which.
             return StepResult(verification.result.value)

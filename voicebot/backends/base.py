@@ -27,6 +27,7 @@ class VerifyResult(enum.StrEnum):
     OK = "ok"
     MISMATCH = "mismatch"  # unknown document, no such card, or wrong PIN: never said which
     LOCKED = "locked"  # the card's phone channel is locked after too many wrong PINs
+    PAUSED = "paused"  # too many failed checks lately from this caller ID or for this document
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,15 @@ class OutgoingMessage:
 
 @runtime_checkable
 class BankingBackend(Protocol):
-    def verify_card(self, document: Document, card_last4: Secret, pin: Secret) -> Verification:
+    def verify_card(self, document: Document, card_last4: Secret, pin: Secret,
+                    caller_id: str | None = None) -> Verification:
         """Check that the document's holder has a card ending in ``card_last4`` whose PIN is ``pin``.
 
         A wrong PIN counts against that card across calls; at the limit the card's phone
         channel locks. Unknown document, unknown card and wrong PIN all give ``MISMATCH``,
-        in the same time, so a caller cannot tell which factor was wrong.
+        in the same time, so a caller cannot tell which factor was wrong. Every failed
+        check also counts against the caller ID and the document in their windows
+        (``lockout``): past either limit the answer is ``PAUSED``, without checking.
         """
 
     def contacts(self, customer_id: str) -> Contacts: ...

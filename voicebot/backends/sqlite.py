@@ -53,6 +53,16 @@ BUSY_TIMEOUT_MS = 5000
 PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL            -- random, made on first use (e.g. to key the hashes below)
+);
+CREATE TABLE IF NOT EXISTS verification_failures (
+    scope TEXT NOT NULL,           -- 'caller' or 'document'
+    subject TEXT NOT NULL,         -- a keyed hash of the caller ID or the document, not the value
+    failed_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verification_failures_by_subject ON verification_failures (scope, subject, failed_at);
 CREATE TABLE IF NOT EXISTS customers (
     id              TEXT PRIMARY KEY,
     name            TEXT NOT NULL,
@@ -399,6 +409,13 @@ class SqliteBank:
         self._clock = clock
         # Checked against when there is no card to check, so every path costs one scrypt.
         self._dummy_hash = hash_secret(secrets.token_hex(8), self.security.scrypt_n)
+        self._subject_key = self._database_key("verification_subjects")
+
+    def _database_key(self, name: str) -> bytes:
+        """A random key kept in the database (the same for every process that opens it)."""
+        with self.db.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO keys (name, value) VALUES (?, ?)", (name, secrets.token_hex(32)))
+            return bytes.fromhex(conn.execute("SELECT value FROM keys WHERE name = ?", (name,)).fetchone()[0])
 
     def hash_secret(self, clear: str) -> str:
         """A hash for ``clear`` with this bank's cost (used by the seed loader)."""
@@ -406,7 +423,43 @@ class SqliteBank:
 
     # -- identity
 
-    def verify_card(self, document: Document, card_last4: Secret, pin: Secret) -> Verification:
+    def verify_card(self, document: Document, card_last4: Secret, pin: Secret,
+                    caller_id: str | None = None) -> Verification:
+        subjects = self._rate_subjects(document, caller_id)
+        if self._paused(subjects):
+            self._check_stored(reveal(pin), self._dummy_hash)  # the same time as a real check
+            return Verification(VerifyResult.PAUSED)
+        verification = self._verify_card(document, card_last4, pin)
+        if verification.result in (VerifyResult.MISMATCH, VerifyResult.LOCKED):
+            with self.db.transaction() as conn:
+                conn.executemany("INSERT INTO verification_failures (scope, subject, failed_at) VALUES (?, ?, ?)",
+                                 [(scope, subject, _timestamp(_now(self._clock))) for scope, subject, _, _ in subjects])
+        return verification
+
+    def _rate_subjects(self, document: Document, caller_id: str | None) -> list[tuple[str, str, int, int]]:
+        """(scope, subject, limit, window minutes) of one check. Subjects are keyed hashes:
+        the table must not become a list of who called about which document."""
+        subjects = [("document", f"{document.type}:{document.number}", self.lockout.failures_per_document,
+                     self.lockout.document_window_minutes)]
+        number = normalise_number(caller_id or "")
+        if number:
+            subjects.append(("caller", number, self.lockout.failures_per_caller, self.lockout.caller_window_minutes))
+        return [(scope, hmac.new(self._subject_key, f"{scope}:{value}".encode(), hashlib.sha256).hexdigest(),
+                 limit, window) for scope, value, limit, window in subjects]
+
+    def _paused(self, subjects: list[tuple[str, str, int, int]]) -> bool:
+        now = _now(self._clock)
+        with self.db.transaction(write=False) as conn:
+            for scope, subject, limit, window in subjects:
+                since = _timestamp(now - timedelta(minutes=window))
+                count = conn.execute(
+                    "SELECT COUNT(*) FROM verification_failures WHERE scope = ? AND subject = ? AND failed_at > ?",
+                    (scope, subject, since)).fetchone()[0]
+                if count >= limit:
+                    return True
+        return False
+
+    def _verify_card(self, document: Document, card_last4: Secret, pin: Secret) -> Verification:
         last4, clear_pin = reveal(card_last4), reveal(pin)
         card = None
         if _is_digits(last4, 4):
