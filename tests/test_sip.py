@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -48,11 +49,13 @@ class Server:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def records(self, last: int = 200) -> list[dict[str, Any]]:
+    def records(self, last: int = 200, finished: bool = True) -> list[dict[str, Any]]:
+        """The SIP calls' records; ``finished``: not those still in progress."""
         done = subprocess.run([*VOICEBOT, "--config", str(self.config), "calls", "--json", "--last", str(last)],
                               capture_output=True, text=True, cwd=REPO, timeout=60)
         assert done.returncode == 0, done.stderr
-        return [r for r in json.loads(done.stdout) if r.get("transport") == "sip"]
+        return [r for r in json.loads(done.stdout) if r.get("transport") == "sip"
+                and not (finished and r["outcome"] == "in_progress")]
 
     def outbox(self) -> list[dict[str, Any]]:
         done = subprocess.run([*VOICEBOT, "--config", str(self.config), "outbox", "--json", "--last", "200"],
@@ -383,3 +386,27 @@ def test_a_number_this_line_does_not_serve_gets_404(server: Server, tmp_path: Pa
                            workdir=tmp_path / "sipp", timeout=60)
     assert result.ok and "SIP/2.0 404" in result.messages, result.describe()
     assert server.records() == before
+
+
+def test_a_killed_line_leaves_its_calls_recorded_as_interrupted(tmp_path: Path, prompts_built: None) -> None:
+    sipp.skip_unless_sipp()
+    line = start_server(tmp_path)
+    caller = threading.Thread(target=lambda: call(line, "uac_rfc4733_signature_unlock.xml", "signature_unlock",
+                                                  tmp_path / "cut", timeout=30))
+    caller.start()
+    deadline = time.monotonic() + 20
+    while not line.records(finished=False):
+        assert time.monotonic() < deadline, line.log()
+        time.sleep(0.1)
+    assert [r["outcome"] for r in line.records(finished=False)] == ["in_progress"]
+    line.process.send_signal(signal.SIGKILL)  # no chance to finish anything
+    line.process.wait(10)
+    records = line.records(finished=False)  # `voicebot calls` notices the process is gone
+    assert [(r["outcome"], r["outcome_reason"]) for r in records] == [
+        ("interrupted", "the line's process stopped during the call")]
+    database = sqlite3.connect(tmp_path / "voicebot.sqlite3")
+    try:
+        assert database.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        database.close()
+    caller.join(60)

@@ -643,3 +643,15 @@ def test_call_log_refuses_secrets_and_records_without_id(db: Database) -> None:
     with pytest.raises(ValueError, match="JSON"):
         log.save(call_record("call-1", extra=object()))
     assert log.recent() == []
+
+
+def test_only_calls_of_a_dead_process_of_this_host_are_marked_interrupted(db: Database) -> None:
+    log = SqliteCallLog(db)
+    for call_id, host, pid in [("dead", "here", 11), ("alive", "here", 12), ("elsewhere", "there", 11)]:
+        log.save({"call_id": call_id, "outcome": "in_progress", "process": {"host": host, "pid": pid}})
+    log.save({"call_id": "done", "outcome": "signature_unlocked"})
+    assert log.mark_interrupted("here", alive=lambda pid: pid == 12) == 1
+    outcomes = {r["call_id"]: r["outcome"] for r in log.recent(10)}
+    assert outcomes == {"dead": "interrupted", "alive": "in_progress", "elsewhere": "in_progress",
+                        "done": "signature_unlocked"}
+    assert log.mark_interrupted("here", alive=lambda pid: False) == 1  # once the live one is gone too

@@ -7,6 +7,8 @@ Built once per process from the configuration; each call gets its own engine fro
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,6 +33,19 @@ from .menu import Menu, load_menu
 from .nlu import TextInterpreter
 
 log = logging.getLogger(__name__)
+
+
+IN_PROGRESS = "in_progress"  # the outcome of a call record until the call ends
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, alive
+    return True
 
 
 @dataclass
@@ -76,6 +91,9 @@ class Line:
         menu, interpreter = load_dialog(config)
         db = open_database(config.database)
         bank = SqliteBank(db, config.codes, config.lockout, config.security)
+        interrupted = SqliteCallLog(db).mark_interrupted(socket.gethostname(), process_alive)
+        if interrupted:
+            log.warning("%d call(s) were cut off when a line process stopped; recorded as interrupted", interrupted)
         return cls(
             config,
             menu,
@@ -86,6 +104,17 @@ class Line:
             SqliteAgentDesk(db, config.agent.target),
             SqliteCallLog(db),
         )
+
+    def begin_call(self, meta: CallMeta) -> None:
+        """Record the call as in progress, with this process's identity: if the process dies
+        (SIGKILL, a power cut), the next one to open the line marks it interrupted."""
+        self.call_log.save({
+            "call_id": meta.call_id, "transport": meta.transport,
+            "started_at": meta.started_at.isoformat(timespec="seconds"), "ended_at": None, "duration_s": None,
+            "caller_id": meta.caller_id, "dialed": meta.dialed, "outcome": IN_PROGRESS, "outcome_reason": None,
+            "language": None, "path": [], "inputs": [], "actions": [],
+            "process": {"host": socket.gethostname(), "pid": os.getpid()},
+        })
 
     def ensure_demo_bank(self) -> int:
         """Seed the demo customers into an empty bank (first start); returns how many were added."""

@@ -447,7 +447,12 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
 def cmd_calls(args: argparse.Namespace, config: Config) -> int:
     from .backends.sqlite import SqliteCallLog, open_database
 
+    import socket
+
+    from .app import process_alive
+
     with open_database(config.database) as db:
+        SqliteCallLog(db).mark_interrupted(socket.gethostname(), process_alive)  # after a crash: say so
         records = SqliteCallLog(db).recent(args.last)
     if _printed_as_json_or_empty(args, records, "No calls yet."):
         return 0

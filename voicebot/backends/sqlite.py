@@ -885,3 +885,22 @@ class SqliteCallLog:
         with self.db.transaction(write=False) as conn:
             rows = conn.execute("SELECT record FROM calls ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [json.loads(r["record"]) for r in rows]
+
+    def mark_interrupted(self, host: str, alive: Callable[[int], bool]) -> int:
+        """Calls left in progress by a process of this host that is gone (killed, crashed):
+        recorded as ``interrupted``. A live process's calls, and other hosts', are left alone.
+        Returns how many were marked."""
+        marked = 0
+        with self.db.transaction() as conn:
+            rows = conn.execute("SELECT call_id, record FROM calls WHERE outcome = 'in_progress'").fetchall()
+            for row in rows:
+                record = json.loads(row["record"])
+                owner = record.get("process") or {}
+                if owner.get("host") != host or not isinstance(owner.get("pid"), int) or alive(owner["pid"]):
+                    continue
+                record["outcome"] = "interrupted"
+                record["outcome_reason"] = "the line's process stopped during the call"
+                conn.execute("UPDATE calls SET outcome = ?, outcome_reason = ?, record = ? WHERE call_id = ?",
+                             (record["outcome"], record["outcome_reason"], json.dumps(record), row["call_id"]))
+                marked += 1
+        return marked

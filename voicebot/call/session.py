@@ -148,6 +148,8 @@ class CallSession:
         return self._finished
 
     def start(self) -> None:
+        if not self.virtual:  # a live call can be cut off by the process's end: say it began
+            self.line.begin_call(self.meta)
         self._note("call", caller_id=self.meta.caller_id, dialed=self.meta.dialed, rate=self.rate)
         speech_languages = self.speech.speech_languages() if self.speech else ()
         if self.engine.settings.speech_languages is None:
