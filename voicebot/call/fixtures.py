@@ -259,12 +259,22 @@ class _Caller:
             prompts = [e for e in session.transcript if e.kind == "prompt"
                        and _matches(turn.wait_for, e.detail["prompt"]) and e.t + turn.delay >= self.waiting_since]
             return bool(prompts) and session.now >= prompts[-1].t + turn.delay
-        # The end of a matching prompt after the turn before acted: of one playing now, or
-        # of one still to come. (The transcript is in time order: read back to that moment.)
-        for entry in reversed(session.transcript):
+        # The end of a matching prompt after the turn before acted: of one playing now, or of
+        # one still to come. A prompt cut short counts only if it began after that turn: the
+        # one the turn itself cut (a barge-in) is not the end the next turn waits for.
+        # (The transcript is in time order: read back to that moment.)
+        entries = session.transcript
+        for index in range(len(entries) - 1, -1, -1):
+            entry = entries[index]
             if entry.t <= self.waiting_since:
                 return False
-            if entry.kind in ("prompt_end", "prompt_stopped") and _matches(turn.wait_for, entry.detail["prompt"]):
+            if entry.kind not in ("prompt_end", "prompt_stopped") or not _matches(turn.wait_for, entry.detail["prompt"]):
+                continue
+            if entry.kind == "prompt_end":
+                return True
+            began = next((e.t for e in reversed(entries[:index])
+                          if e.kind == "prompt" and e.detail["prompt"] == entry.detail["prompt"]), None)
+            if began is not None and began >= self.waiting_since:
                 return True
         return False
 

@@ -126,7 +126,7 @@ class CallSession:
                                           or ThreadPoolExecutor(max_workers=1, thread_name_prefix="action"))
         self._pending_actions = 0
         self._action_futures: list[Future[None]] = []
-        self._keys_from_keyboard: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._keys_pressed: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._recent_keys: list[tuple[float, str, str]] = []  # (time, key, source): one press, several reports
         self._transfer_answers: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._transferring: Transfer | None = None
@@ -160,7 +160,7 @@ class CallSession:
     def press(self, key: str, source: str = "keyboard") -> None:
         """A key from another source than the audio: a computer keyboard beside a headset,
         an RFC 4733 event or a SIP INFO on a phone line. Any thread; heard at the next frame."""
-        self._keys_from_keyboard.put((key, source))
+        self._keys_pressed.put((key, source))
 
     def transfer_answered(self, accepted: bool) -> None:
         """The transport's answer to ``on_transfer``: the call went to the agent (it ends
@@ -184,8 +184,8 @@ class CallSession:
         muted, tones = self._muter.process(samples)
         for tone in tones:
             self._key(tone.key, source="tone")
-        while not self._keys_from_keyboard.empty():
-            key, source = self._keys_from_keyboard.get()
+        while not self._keys_pressed.empty():
+            key, source = self._keys_pressed.get()
             self._key(key, source=source)
         while not self._transfer_answers.empty():
             self._transfer_answered(self._transfer_answers.get())
