@@ -312,14 +312,14 @@ CANCEL_COMMENT = """CANCEL before answer. The CANCEL leaves as soon as the first
 # The crossing branch targets the INVITE's own Request-URI: which of the two 200s (the
 # INVITE's, the CANCEL's) SIPp matched last is not certain, so the line's Contact may be unknown.
 INVITE_URI = "sip:[service]@[remote_ip]:[remote_port]"
-CANCEL_BODY = f"""  <recv response="100" optional="true" response_txn="invite" next="cancel"/>
+CANCEL_BODY = """  <recv response="100" optional="true" response_txn="invite" next="cancel"/>
   <recv response="180" optional="true" response_txn="invite" next="cancel"/>
   <recv response="183" optional="true" response_txn="invite" next="cancel"/>
   <recv response="200" response_txn="invite" next="answered"/>
   <label id="cancel"/>
 """ + message("CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0", [
     "[last_Via:]", FROM, "To: <sip:[service]@[remote_ip]:[remote_port]>", "Call-ID: [call_id]",
-    "CSeq: 1 CANCEL", "Max-Forwards: 70"], attrs=' start_txn="cancel"') + f"""  <recv response="100" optional="true" response_txn="invite"/>
+    "CSeq: 1 CANCEL", "Max-Forwards: 70"], attrs=' start_txn="cancel"') + """  <recv response="100" optional="true" response_txn="invite"/>
   <recv response="180" optional="true" response_txn="invite"/>
   <recv response="183" optional="true" response_txn="invite"/>
   <recv response="200" optional="true" response_txn="cancel"/>

@@ -322,7 +322,6 @@ class SipServer:
     def _catch_responses(self, transport: Any) -> None:
         """aiosipua drops the responses to requests we send in a dialog (BYE, REFER): it
         hands responses only to its own client's calls. Take them first."""
-        _, _, _ = _library()
         from aiosipua import SipResponse
 
         inner = transport.on_message
@@ -777,6 +776,7 @@ class SipServer:
     # ------------------------------------------------------------------ the end of a call
 
     def _end(self, call: SipCall, why: str) -> None:
+        # A call cancelled while its media was being set up is still to be released (stop()).
         if call.ended and call.ended != "cancelled":
             return
         call.ended = why
