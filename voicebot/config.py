@@ -39,6 +39,30 @@ class Timeouts(_Section):
     long_entry_first_input: float = Field(
         8.0, gt=0, description="first-input timeout for entries of more than 4 digits (a document, a reference)"
     )
+    action: float = Field(
+        15.0, gt=0, le=120,
+        description="seconds a backend step may take; past it nothing of the step is kept and the caller is offered an agent",
+    )
+
+
+class Outbox(_Section):
+    """How queued SMS and e-mails are sent: the outbox is the source of truth, a sender retries."""
+
+    retry_first_seconds: float = Field(5.0, gt=0, le=3600, description="wait before the first retry of a failed send")
+    retry_max_seconds: float = Field(600.0, gt=0, le=86400, description="longest wait between two retries (the wait doubles)")
+    give_up_minutes: int = Field(1440, ge=1, description="a message not sent by then is marked failed and its clear text erased")
+    lease_seconds: float = Field(
+        60.0, gt=0, le=3600,
+        description="a message being sent is reserved this long; a sender that died leaves it to be retried after",
+    )
+
+
+class Recording(_Section):
+    folder: Path | None = Field(
+        None,
+        description="where calls keep a two-channel recording (caller, line); secret steps are silence on the "
+                    "caller's side; none kept by default",
+    )
 
 
 class Retries(_Section):
@@ -246,6 +270,8 @@ class Config(_Section):
     security: Security = Security()
     tts: Tts = Tts()
     sip: Sip = Sip()
+    outbox: Outbox = Outbox()
+    recording: Recording = Recording()
 
     @field_validator("dialed_numbers")
     @classmethod
