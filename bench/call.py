@@ -246,7 +246,7 @@ class Bench:
         config = self.config.model_copy(update={"database": path})
         db = open_database(path)
         return Line(config, self.menu, self.interpreter, db, SqliteBank(db, config.codes, config.lockout, config.security),
-                    SqliteOutbox(db, echo=io.StringIO()), SqliteAgentDesk(db, config.agent.target), SqliteCallLog(db))
+                    SqliteOutbox(db), SqliteAgentDesk(db, config.agent.target), SqliteCallLog(db))
 
 
 def _renderer(config: Config, menu: Any) -> tuple[Any, str]:

@@ -58,7 +58,7 @@ class Caller:
         lang: str | None = None,
     ) -> CallResult:
         out = io.StringIO()
-        self.line.outbox.echo = out  # the demo phone and mailbox print into the transcript
+        self.line.phone.stream = out  # the demo phone and mailbox print into the transcript
         stdin = io.StringIO("".join(f"{item}\n" for item in script))
         record = ConsoleCall(self.line, caller_id=caller_id, dialed=dialed, language=lang,
                              stdin=stdin, out=out, interactive=False).run()

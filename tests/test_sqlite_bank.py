@@ -36,7 +36,8 @@ from voicebot.backends.sqlite import (
     SqliteOutbox,
     open_database,
 )
-from voicebot.config import Codes, Lockout, Security
+from voicebot.config import Codes, Lockout, Outbox, Security
+from voicebot.outbox import DemoPhone, OutboxSender
 from voicebot.errors import BackendError
 from voicebot.masking import Secret
 
@@ -498,7 +499,7 @@ def test_codes_only_for_the_customers_blocked_operations(db: Database, bank: Sql
 
 
 def test_no_clear_secret_is_ever_stored(db: Database, db_path: Path, bank: SqliteBank) -> None:
-    outbox = SqliteOutbox(db, echo=io.StringIO())
+    outbox = SqliteOutbox(db)
     verify(bank)
     verify(bank, last4=OTHER_CARD, pin="0000")
     password = bank.recover_user("C1", Channel.EBANKING).temporary_password
@@ -507,6 +508,7 @@ def test_no_clear_secret_is_ever_stored(db: Database, db_path: Path, bank: Sqlit
     outbox.send_sms(OutgoingMessage("+34611222333", "Password {password}", {"password": password}))
     outbox.send_email(OutgoingMessage("one@example.com", "Code {code}", {"code": unlock}, subject="Code"))
     bank.redeem_code("C1", UNLOCK, REFERENCE, unlock)
+    assert OutboxSender(outbox, DemoPhone(io.StringIO())).send_due().sent == 2
 
     stored = dump(db_path)
     assert "scrypt$" in stored
@@ -538,12 +540,14 @@ def test_hashes_are_salted_and_self_describing() -> None:
 
 def test_outbox_delivers_masks_and_forgets_the_clear_text(db: Database, clock: FakeClock) -> None:
     echo = io.StringIO()
-    outbox = SqliteOutbox(db, echo=echo, clock=clock)
+    outbox = SqliteOutbox(db, clock=clock)
     sms = OutgoingMessage("+34611222333", "Your code is {code}", {"code": Secret("482916")}, language="en")
     mail = OutgoingMessage("one@example.com", "Your user is {user}", {"user": "one"}, subject="User")
 
     assert outbox.send_sms(sms) == "outbox-1"
     assert outbox.send_email(mail) == "outbox-2"
+    assert echo.getvalue() == "" and outbox.pending() == 2  # queued: nothing is sent by queueing
+    assert OutboxSender(outbox, DemoPhone(echo)).send_due().sent == 2
 
     assert echo.getvalue().splitlines() == [
         "[SMS to +34611222333] Your code is 482916",
@@ -554,7 +558,9 @@ def test_outbox_delivers_masks_and_forgets_the_clear_text(db: Database, clock: F
     assert messages[1]["body"] == "Your code is ****"
     assert messages[1]["channel"] == "sms" and messages[1]["language"] == "en"
     assert {m["status"] for m in messages} == {"delivered"}
+    assert {m["attempts"] for m in messages} == {1}
     assert messages[1]["delivered_at"] == START.isoformat()
+    assert messages[1]["provider_id"].startswith("demo-")
     assert outbox.list_messages(limit=1)[0]["id"] == "outbox-2"
     with db.transaction(write=False) as conn:
         assert conn.execute("SELECT COUNT(*) FROM outbox WHERE body_clear IS NOT NULL").fetchone()[0] == 0
@@ -563,16 +569,24 @@ def test_outbox_delivers_masks_and_forgets_the_clear_text(db: Database, clock: F
 def test_outbox_without_echo_and_without_recipient(db: Database) -> None:
     outbox = SqliteOutbox(db)
     assert outbox.send_sms(OutgoingMessage("+34611222333", "hi")).startswith("outbox-")
+    assert OutboxSender(outbox, DemoPhone(None)).send_due().sent == 1
     with pytest.raises(BackendError, match="no recipient"):
         outbox.send_sms(OutgoingMessage("", "hi"))
 
 
-def test_a_failed_delivery_is_recorded_and_still_forgets_the_clear_text(db: Database) -> None:
+def test_a_failed_delivery_waits_for_a_retry_and_a_given_up_one_forgets_the_clear_text(
+        db: Database, clock: FakeClock) -> None:
     echo = io.StringIO()
     echo.close()
-    outbox = SqliteOutbox(db, echo=echo)
-    with pytest.raises(BackendError, match="outbox-1: the sms could not be delivered"):
-        outbox.send_sms(OutgoingMessage("+34611222333", "Code {code}", {"code": Secret("482916")}))
+    outbox = SqliteOutbox(db, clock=clock)
+    sender = OutboxSender(outbox, DemoPhone(echo), Outbox(give_up_minutes=30))
+    outbox.send_sms(OutgoingMessage("+34611222333", "Code {code}", {"code": Secret("482916")}))
+    assert sender.send_due().retrying == 1
+    [message] = outbox.list_messages()
+    assert message["status"] == "queued" and message["attempts"] == 1
+    assert "cannot print" in message["last_error"] and message["next_attempt_at"] > START.isoformat()
+    clock.advance(minutes=31)
+    assert sender.send_due().failed == 1
     assert outbox.list_messages()[0]["status"] == "failed"
     with db.transaction(write=False) as conn:
         assert conn.execute("SELECT body_clear FROM outbox").fetchone()[0] is None

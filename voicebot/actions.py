@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,12 +61,14 @@ class UnlockActions:
     # What the menu may name (confirm_password_change is not a step of a call).
     NAMES = frozenset(ACTION_NAMES) - {"confirm_password_change"}
 
-    def __init__(self, bank: BankingBackend, sms: SmsGateway, email: EmailGateway, config: Config) -> None:
+    def __init__(self, bank: BankingBackend, sms: SmsGateway, email: EmailGateway, config: Config,
+                 messages_queued: Callable[[], object] | None = None) -> None:
         self.bank = bank
         self.sms = sms
         self.email = email
         self.config = config
-        self.backends = Backends(bank, sms, email, config)
+        # messages_queued: called once a step's messages are committed to the outbox (send them now).
+        self.backends = Backends(bank, sms, email, config, messages_queued)
         self.executor: ActionExecutor = build_executor(self.backends)
         self.domain = load_domain()
 

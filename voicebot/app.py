@@ -31,6 +31,7 @@ from .dialog import DialogEngine, EngineSettings
 from .errors import ConfigError
 from .menu import Menu, load_menu
 from .nlu import TextInterpreter
+from .outbox import DemoPhone, MessageTransport, OutboxSender
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Line:
         outbox: SqliteOutbox,
         desk: SqliteAgentDesk,
         call_log: SqliteCallLog,
+        transport: MessageTransport | None = None,
     ) -> None:
         self.config = config
         self.menu = menu
@@ -83,7 +85,12 @@ class Line:
         self.outbox = outbox
         self.desk = desk
         self.call_log = call_log
-        self.actions = UnlockActions(bank, outbox, outbox, config)
+        # The demo phone prints SMS and e-mails (into the console, with ``echo``) unless a real
+        # transport is given. A step's messages are sent as soon as the step commits, in the
+        # step's thread; start_sender() adds the retries of what could not be sent.
+        self.phone = transport if transport is not None else DemoPhone()
+        self.sender = OutboxSender(outbox, self.phone, config.outbox)
+        self.actions = UnlockActions(bank, outbox, outbox, config, messages_queued=self.sender.send_due)
         self.settings = EngineSettings.from_config(config)
 
     @classmethod
@@ -100,10 +107,15 @@ class Line:
             interpreter,
             db,
             bank,
-            SqliteOutbox(db, echo=echo),
+            SqliteOutbox(db),
             SqliteAgentDesk(db, config.agent.target),
             SqliteCallLog(db),
+            DemoPhone(echo),
         )
+
+    def start_sender(self) -> None:
+        """Retry unsent messages in the background (long-running hosts: serve, run)."""
+        self.sender.start()
 
     def begin_call(self, meta: CallMeta) -> None:
         """Record the call as in progress, with this process's identity: if the process dies
@@ -146,6 +158,7 @@ class Line:
         return record
 
     def close(self) -> None:
+        self.sender.stop()
         self.db.close()
 
 

@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     outbox = sub.add_parser("outbox", help="SMS and e-mails sent (secrets masked)")
     outbox.add_argument("--last", type=int, default=20, metavar="N")
     outbox.add_argument("--json", action="store_true")
+    outbox.add_argument("--send", action="store_true",
+                        help="first send what is due (retries), through the demo phone, printed here")
     outbox.set_defaults(handler=cmd_outbox)
 
     calls = sub.add_parser("calls", help="call records")
@@ -214,6 +216,7 @@ def _open_line(config: Config, echo: Any = None) -> Any:
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     line = _open_line(config, echo=sys.stdout)
+    line.start_sender()
     added = line.ensure_demo_bank()
     if added:
         print(f"First start: the demo bank now has {added} customers ({config.database}). See README.md.")
@@ -296,6 +299,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         raise ConfigError(f"--sip: {exc}") from None
     config = config.model_copy(update={"sip": sip})
     line = _open_line(config)
+    line.start_sender()
     speech = _speech(config, line.menu, config.speech.enabled and not args.no_speech)
     server = SipServer(line, _prompt_renderer(config), speech)
     numbers = ", ".join(config.dialed_numbers)
@@ -321,6 +325,7 @@ def cmd_actions_serve(args: argparse.Namespace, config: Config) -> int:
 
     line = _open_line(config)
     line.ensure_demo_bank()
+    line.start_sender()
     names = sorted(action.name for action in line.actions.executor.list_actions())
     print(f"voicebot: Rasa actions on http://{args.host}:{args.port}/webhook ({len(names)}: {', '.join(names)}); "
           f"Ctrl-C or SIGTERM stops", flush=True)
@@ -433,12 +438,24 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
     from .backends.sqlite import SqliteOutbox, open_database
 
     with open_database(config.database) as db:
-        messages = SqliteOutbox(db).list_messages(args.last)
+        outbox = SqliteOutbox(db)
+        if args.send:
+            from .outbox import DemoPhone, OutboxSender
+
+            report = OutboxSender(outbox, DemoPhone(None if args.json else sys.stdout), config.outbox).send_due()
+            if not args.json:
+                print(f"Sent {report.sent}; {report.retrying} to retry later; {report.failed} failed for good.\n")
+        messages = outbox.list_messages(args.last)
     if _printed_as_json_or_empty(args, messages, "The outbox is empty."):
         return 0
     for m in messages:
         subject = f" «{m['subject']}»" if m.get("subject") else ""
-        print(f"{m['id']}  {m['created_at']}  {m['channel'].upper()} to {m['recipient']}{subject}  [{m['status']}]")
+        status = m["status"]
+        if m["status"] in ("queued", "sending") and m.get("attempts"):
+            status += f", attempt {m['attempts']} failed: {m['last_error']}; next at {m['next_attempt_at']}"
+        elif m["status"] == "failed" and m.get("last_error"):
+            status += f": {m['last_error']}"
+        print(f"{m['id']}  {m['created_at']}  {m['channel'].upper()} to {m['recipient']}{subject}  [{status}]")
         for text_line in m["body"].splitlines():
             print(f"      {text_line}")
     return 0

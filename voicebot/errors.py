@@ -3,7 +3,8 @@
     VoicebotError
     ├── ConfigError          a configuration, menu or seed file is wrong (names file, line, key)
     ├── BackendError         a backend could not do what was asked (the call goes to an agent)
-    │   └── BackendUnavailable   the backend is down or timed out
+    │   ├── BackendUnavailable   the backend is down or timed out
+    │   └── BackendReplyError    the backend answered with something unusable
     └── EngineError          the dialog engine was misused; it refuses further input afterwards
 
 Bad *caller* input is never an exception: the engine answers it with a re-prompt.
@@ -30,6 +31,10 @@ class BackendError(VoicebotError):
 
 class BackendUnavailable(BackendError):
     """A backend could not be reached in time."""
+
+
+class BackendReplyError(BackendError):
+    """A backend answered, but with a reply of the wrong shape (garbage): nothing of it is used."""
 
 
 class EngineError(VoicebotError):

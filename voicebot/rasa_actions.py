@@ -31,11 +31,13 @@ from __future__ import annotations
 import logging
 import re
 import signal
+import time
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import rasa_sdk
 import yaml
@@ -48,16 +50,21 @@ from rasa_sdk.types import DomainDict
 from . import messages
 from .backends.base import (
     BankingBackend,
+    BlockedOperation,
     Channel,
     CodePurpose,
+    Contacts,
+    Credentials,
     EmailGateway,
+    IssuedCode,
     OutgoingMessage,
     SmsGateway,
+    Verification,
     VerifyResult,
 )
 from .config import Config
 from .documents import Document, DocumentType
-from .errors import BackendError, ConfigError
+from .errors import BackendError, BackendReplyError, BackendUnavailable, ConfigError
 from .masking import Secret, reveal
 
 log = logging.getLogger(__name__)
@@ -77,12 +84,30 @@ IVR_SENDER_ID = "voicebot-ivr"
 
 @dataclass(frozen=True)
 class Backends:
-    """What the actions reach the world through: the interfaces, and the line's configuration."""
+    """What the actions reach the world through: the interfaces, and the line's configuration.
+
+    ``messages_queued`` is called after a step queued messages and committed (the line's
+    outbox sender sends them then).
+    """
 
     bank: BankingBackend
     sms: SmsGateway
     email: EmailGateway
     config: Config
+    messages_queued: Callable[[], object] | None = None
+
+    def atomic(self) -> AbstractContextManager[object]:
+        """One unit for a step that changes the bank and queues messages: all of it is kept, or none.
+
+        The embedded bank and outbox share one SQLite file, so this is one transaction. Backends
+        that do not share a database (a bank's REST API and a local outbox, issue 11) get no
+        such guarantee here yet: the step then changes the bank first and queues after.
+        """
+        databases = {id(getattr(part, "db", None)) for part in (self.bank, self.sms, self.email)}
+        db = getattr(self.bank, "db", None)
+        if len(databases) == 1 and db is not None and hasattr(db, "atomic"):
+            return cast(AbstractContextManager[object], db.atomic())
+        return nullcontext()
 
 
 @dataclass
@@ -101,6 +126,9 @@ class UnlockAction(Action):
     optional: ClassVar[tuple[str, ...]] = ()
     results: ClassVar[tuple[str, ...]]  # besides "error"
     sets: ClassVar[tuple[str, ...]] = ()  # slots it may set besides the result and detail
+    # Changes the bank and queues messages: run as one unit (Backends.atomic). Steps that
+    # only read or count (a PIN check) are not, so a slow hash never holds the write lock.
+    atomic: ClassVar[bool] = False
 
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
@@ -125,20 +153,41 @@ class UnlockAction(Action):
         language = _slot_text(tracker.get_slot(LANGUAGE_SLOT)) or "es"
         if language not in messages.CHANNEL_NAMES:
             language = "es"
-        try:
-            outcome = self.perform(values, language)
-        except BackendError as exc:
-            log.warning("%s failed: %s", self.name(), exc)
-            outcome = StepResult("error", detail=f"{type(exc).__name__}: {exc}")
-        except (KeyError, ValueError) as exc:
-            # Data we cannot use (a malformed document, a backend reply): an agent takes over.
-            log.warning("%s got unusable data: %s", self.name(), type(exc).__name__)
-            outcome = StepResult("error", detail=f"unusable data ({type(exc).__name__})")
+        outcome = self.perform_in_time(values, language)
         dispatcher.utter_message(response=f"utter_{self.step}_{outcome.result}", **outcome.said)
         events: list[EventType] = [SlotSet(RESULT_SLOT, outcome.result), SlotSet(DETAIL_SLOT, outcome.detail or None)]
         events += [SlotSet(name, value) for name, value in outcome.slots.items()]
         events += [SlotSet(name, None) for name in self.reads() if name in SECRET_SLOTS]
         return events
+
+    def perform_in_time(self, values: Mapping[str, str], language: str) -> StepResult:
+        """:meth:`perform`, all of it or nothing (``atomic`` steps), within ``timeouts.action``.
+
+        A step that ran past its time is undone before it commits: the caller has been told
+        it failed and offered an agent, so nothing of it may reach the customer. Any fault of
+        a backend (an exception, a reply of the wrong shape) is the result ``error``; its
+        detail names the kind of fault, never a value.
+        """
+        deadline = time.monotonic() + self.config.timeouts.action
+        try:
+            with self.backends.atomic() if self.atomic else nullcontext():
+                outcome = self.perform(values, language)
+                if time.monotonic() > deadline:
+                    raise BackendUnavailable(f"the step took longer than {self.config.timeouts.action:g} s: undone")
+        except BackendError as exc:
+            log.warning("%s failed: %s", self.name(), exc)
+            return StepResult("error", detail=f"{type(exc).__name__}: {exc}")
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            # Data we cannot use (a malformed document, a backend reply of the wrong shape).
+            # Its text may quote the value, so only its kind is kept.
+            log.warning("%s got unusable data: %s", self.name(), type(exc).__name__)
+            return StepResult("error", detail=f"unusable data ({type(exc).__name__})")
+        except Exception as exc:  # a backend's own fault we do not know: still an agent, never a crash
+            log.error("%s: unexpected %s from a backend", self.name(), type(exc).__name__)
+            return StepResult("error", detail=f"unexpected fault ({type(exc).__name__})")
+        if self.atomic and self.backends.messages_queued is not None:
+            self.backends.messages_queued()
+        return outcome
 
     @abstractmethod
     def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
@@ -163,12 +212,13 @@ class ActionVerifyCard(UnlockAction):
 
     def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
         document = Document.parse(slots["document_type"], slots["document_number"])
-        verification = self.bank.verify_card(document, Secret(slots["card_last4"]), Secret(slots["pin"]),
-                                             caller_id=slots["caller_id"] or None)
-        if verification.result is not VerifyResult.OK:
+        verification = _reply(self.bank.verify_card(document, Secret(slots["card_last4"]), Secret(slots["pin"]),
+                                                    caller_id=slots["caller_id"] or None), Verification, self.step)
+        result = VerifyResult(verification.result)
+        if result is not VerifyResult.OK:
             # Unknown document, unknown card, wrong PIN: one answer, so a caller cannot tell which.
-            return StepResult(verification.result.value)
-        if not verification.customer_id:
+            return StepResult(result.value)
+        if not verification.customer_id or not isinstance(verification.customer_id, str):
             return StepResult("error", detail="the bank verified the card without naming the customer")
         return StepResult("ok", {"customer_id": verification.customer_id})
 
@@ -177,15 +227,19 @@ class ActionRecoverUser(UnlockAction):
     step = "recover_user"
     requires = ("customer_id", "channel")
     results = ("sent", "contact_missing")
+    atomic = True  # a new password and the two messages that carry it: together or not at all
 
     def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
         customer_id, channel = slots["customer_id"], Channel(slots["channel"])
-        contacts = self.bank.contacts(customer_id)
+        contacts = _contacts(self.bank.contacts(customer_id), self.step)
         missing = [name for name, value in (("email", contacts.email), ("mobile", contacts.mobile)) if not value]
         if missing:
             return StepResult("contact_missing", detail="missing " + " and ".join(missing))
         assert contacts.email and contacts.mobile
-        credentials = self.bank.recover_user(customer_id, channel)
+        credentials = _reply(self.bank.recover_user(customer_id, channel), Credentials, self.step)
+        if not _text(credentials.username) or not isinstance(credentials.temporary_password, Secret) \
+                or not credentials.temporary_password.reveal().strip():
+            raise BackendReplyError("the bank's new credentials lack a username or a password")
         channel_name = messages.CHANNEL_NAMES.get(language, messages.CHANNEL_NAMES["es"])[channel.value]
         self.backends.email.send_email(OutgoingMessage(
             to=contacts.email,
@@ -211,6 +265,7 @@ class ActionUnlockSignature(UnlockAction):
     step = "unlock_signature"
     requires = ("customer_id",)
     results = ("unlocked",)
+    atomic = True  # so a step past its time is undone, like the others that change the bank
 
     def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
         self.bank.unlock_signature(slots["customer_id"])
@@ -221,12 +276,13 @@ class ActionSmsSignatureKey(UnlockAction):
     step = "sms_signature_key"
     requires = ("customer_id", "operation_reference")
     results = ("issued", "unknown_operation")
+    atomic = True  # a code the caller was never told (the step failed) must not stay live
 
     def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
         customer_id, reference = slots["customer_id"], slots["operation_reference"]
-        if self.bank.blocked_operation(customer_id, reference) is None:
+        if _operation(self.bank.blocked_operation(customer_id, reference), self.step) is None:
             return StepResult("unknown_operation")
-        issued = self.bank.issue_code(customer_id, CodePurpose.SMS_SIGNATURE_KEY, reference)
+        issued = _code(self.bank.issue_code(customer_id, CodePurpose.SMS_SIGNATURE_KEY, reference), self.step)
         # Said to the caller, so it is the response's variable; never a slot.
         return StepResult("issued", said={"sms_key": issued.code.reveal()})
 
@@ -240,6 +296,8 @@ class ActionIdentifyCaller(UnlockAction):
     def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
         caller_id = slots["caller_id"]
         customer_id = self.bank.customer_by_phone(caller_id) if caller_id else None
+        if customer_id is not None and not _text(customer_id):
+            raise BackendReplyError(f"the bank's reply to {self.step} is not a customer id")
         if customer_id is None:
             return StepResult("unregistered", detail="no caller ID" if not caller_id else "")
         return StepResult("registered", {"customer_id": customer_id})
@@ -249,15 +307,16 @@ class ActionOperationUnlockCode(UnlockAction):
     step = "operation_unlock_code"
     requires = ("customer_id", "operation_reference")
     results = ("sent", "contact_missing", "unknown_operation")
+    atomic = True  # the code and the SMS that carries it: together or not at all
 
     def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
         customer_id, reference = slots["customer_id"], slots["operation_reference"]
-        contacts = self.bank.contacts(customer_id)
+        contacts = _contacts(self.bank.contacts(customer_id), self.step)
         if not contacts.mobile:
             return StepResult("contact_missing", detail="missing mobile")
-        if self.bank.blocked_operation(customer_id, reference) is None:
+        if _operation(self.bank.blocked_operation(customer_id, reference), self.step) is None:
             return StepResult("unknown_operation")
-        issued = self.bank.issue_code(customer_id, CodePurpose.OPERATION_UNLOCK, reference)
+        issued = _code(self.bank.issue_code(customer_id, CodePurpose.OPERATION_UNLOCK, reference), self.step)
         self.backends.sms.send_sms(OutgoingMessage(
             to=contacts.mobile,
             template=messages.text("operation_code_sms", language),
@@ -275,10 +334,11 @@ class ActionConfirmPasswordChange(UnlockAction):
     requires = ("customer_id",)
     results = ("confirmed", "contact_missing")
     sets = ("message_id",)
+    atomic = True
 
     def perform(self, slots: Mapping[str, str], language: str) -> StepResult:
         customer_id = slots["customer_id"]
-        contacts = self.bank.confirm_password_change(customer_id)
+        contacts = _contacts(self.bank.confirm_password_change(customer_id), self.step)
         if not contacts.mobile:
             return StepResult("contact_missing",
                               detail=f"customer {customer_id} has no mobile to confirm the change to")
@@ -289,6 +349,41 @@ class ActionConfirmPasswordChange(UnlockAction):
             language=contacts.language,
         ))
         return StepResult("confirmed", {"message_id": message_id})
+
+
+_Reply = TypeVar("_Reply")
+
+
+def _reply(value: Any, kind: type[_Reply], step: str) -> _Reply:
+    """``value`` if the backend answered ``step`` with a ``kind``; garbage is a fault, not data."""
+    if not isinstance(value, kind):
+        raise BackendReplyError(f"the bank's reply to {step} is not a {kind.__name__} ({type(value).__name__})")
+    return value
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _contacts(value: Any, step: str) -> Contacts:
+    contacts = _reply(value, Contacts, step)
+    for name in ("email", "mobile"):
+        if getattr(contacts, name) is not None and not isinstance(getattr(contacts, name), str):
+            raise BackendReplyError(f"the bank's contacts for {step} have an unusable {name}")
+    if not isinstance(contacts.name, str) or not isinstance(contacts.language, str):
+        raise BackendReplyError(f"the bank's contacts for {step} have an unusable name or language")
+    return contacts
+
+
+def _operation(value: Any, step: str) -> BlockedOperation | None:
+    return None if value is None else _reply(value, BlockedOperation, step)
+
+
+def _code(value: Any, step: str) -> IssuedCode:
+    issued = _reply(value, IssuedCode, step)
+    if not isinstance(issued.code, Secret) or not issued.code.reveal().isdigit():
+        raise BackendReplyError(f"the bank's code for {step} is not a secret of digits")
+    return issued
 
 
 UNLOCK_ACTIONS: tuple[type[UnlockAction], ...] = (

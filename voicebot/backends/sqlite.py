@@ -13,6 +13,7 @@ one ``BEGIN IMMEDIATE`` transaction.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import enum
 import hashlib
@@ -46,7 +47,7 @@ from .base import (
 
 Clock = Callable[[], datetime]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the outbox keeps what its sender needs to retry
 BUSY_TIMEOUT_MS = 5000
 
 # Letters and digits a caller can read off an SMS and type without doubt: no 0/O/o, 1/l/I.
@@ -127,8 +128,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     subject      TEXT NOT NULL DEFAULT '',
     language     TEXT NOT NULL,
     body_masked  TEXT NOT NULL,
-    body_clear   TEXT,
-    status       TEXT NOT NULL,
+    body_clear   TEXT,             -- only until sent or given up
+    status       TEXT NOT NULL,    -- queued, sending, delivered, failed
     created_at   TEXT NOT NULL,
     delivered_at TEXT
 );
@@ -172,6 +173,7 @@ class Database:
         # One connection and a lock, rather than one per thread: calls run few, short
         # statements, and a per-thread connection would outlive the threads of ended calls.
         self._lock = threading.RLock()
+        self._depth = 0  # transactions this (lock-holding) thread has open, outer one first
         self._closed = False
 
     @contextmanager
@@ -185,9 +187,32 @@ class Database:
             if self._closed:
                 raise BackendError(f"{self.path}: the database is closed")
             conn = self._connection
+            if self._depth:
+                # Inside a transaction this thread already opened (a backend step made atomic,
+                # :meth:`atomic`): join it as a savepoint. A failure here undoes only this part
+                # (the caller may recover from it); the outer transaction keeps or drops the rest.
+                savepoint = f"nested_{self._depth}"
+                self._depth += 1
+                try:
+                    conn.execute(f"SAVEPOINT {savepoint}")
+                    yield conn
+                    conn.execute(f"RELEASE {savepoint}")
+                except BaseException as exc:
+                    conn.execute(f"ROLLBACK TO {savepoint}")
+                    conn.execute(f"RELEASE {savepoint}")
+                    if isinstance(exc, sqlite3.Error):
+                        raise BackendError(f"{self.path}: database error: {exc}") from exc
+                    raise
+                finally:
+                    self._depth -= 1
+                return
             try:
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                yield conn
+                self._depth = 1
+                try:
+                    yield conn
+                finally:
+                    self._depth = 0
                 conn.execute("COMMIT")
             except BaseException as exc:
                 if conn.in_transaction:
@@ -196,6 +221,11 @@ class Database:
                     # Busy past the timeout, disk full, a broken constraint: the backend failed.
                     raise BackendError(f"{self.path}: database error: {exc}") from exc
                 raise
+
+    def atomic(self) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
+        """One write transaction that every backend on this database joins until it ends:
+        a bank change and the messages that tell the customer are kept together or not at all."""
+        return self.transaction(write=True)
 
     def close(self) -> None:
         with self._lock:
@@ -236,6 +266,24 @@ def open_database(path: str | Path) -> Database:
     return Database(path, conn)
 
 
+# Added in schema 2, to new files and old ones alike (a file from version 1 is upgraded in place).
+_OUTBOX_SENDING_COLUMNS = {
+    "idempotency_key": "TEXT",  # random, the same on every attempt: the provider drops a repeat
+    "attempts": "INTEGER NOT NULL DEFAULT 0",
+    "next_attempt_at": "TEXT",
+    "lease_until": "TEXT",  # a sender has it until then
+    "last_error": "TEXT",
+    "provider_id": "TEXT",
+}
+
+
+def _add_columns(conn: sqlite3.Connection, table: str, columns: Mapping[str, str]) -> None:
+    present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    for name, kind in columns.items():
+        if name not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
 def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
     # Under the write lock, so two processes opening a new file do not race.
     conn.execute("BEGIN IMMEDIATE")
@@ -248,6 +296,9 @@ def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        _add_columns(conn, "outbox", _OUTBOX_SENDING_COLUMNS)
+        conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS outbox_by_idempotency_key ON outbox (idempotency_key)")
+        conn.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at)")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -732,29 +783,47 @@ class SqliteBank:
 # --------------------------------------------------------------------------- outbox
 
 
-class SqliteOutbox:
-    """The embedded SMS and e-mail gateway: a demo phone and mailbox that print what they get.
+@dataclasses.dataclass(frozen=True)
+class QueuedMessage:
+    """One message claimed for sending: what a transport hands to the provider."""
 
-    A message is written with its clear text (what a real gateway adapter would hand over
-    later), delivered at once, and its clear text is then erased: only the masked body stays.
+    id: str  # "outbox-7"
+    channel: str  # "sms" or "email"
+    recipient: str
+    subject: str
+    language: str
+    body: Secret  # the clear text, with its secrets: never logged
+    idempotency_key: str  # the same on every attempt, so a provider can drop a repeat
+    attempt: int  # 1 for the first
+
+
+class SqliteOutbox:
+    """The outbox: every SMS and e-mail is written here first, then sent by a sender.
+
+    ``send_sms``/``send_email`` only queue, inside the transaction of the step that caused the
+    message (:meth:`Database.atomic`): a recovery and its messages are kept together or not at
+    all. :class:`voicebot.outbox.OutboxSender` claims due messages (a lease, so two senders
+    never send one message at once), hands them to a transport with an idempotency key, and
+    marks them sent, retried later with backoff, or failed for good. A message's clear text
+    stays only until it is sent or given up; the masked body stays as the record.
     """
 
-    def __init__(self, db: Database, echo: TextIO | None = None, clock: Clock = utc_now) -> None:
+    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
         self.db = db
-        self.echo = echo
         self._clock = clock
 
     def send_sms(self, message: OutgoingMessage) -> str:
-        return self._send("sms", message)
+        return self._queue("sms", message)
 
     def send_email(self, message: OutgoingMessage) -> str:
-        return self._send("email", message)
+        return self._queue("email", message)
 
     def list_messages(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest messages first, masked bodies only."""
         with self.db.transaction(write=False) as conn:
             rows = conn.execute(
-                "SELECT id, channel, recipient, subject, language, body_masked, status, created_at, delivered_at"
+                "SELECT id, channel, recipient, subject, language, body_masked, status, created_at, delivered_at,"
+                " attempts, next_attempt_at, last_error, provider_id"
                 " FROM outbox ORDER BY id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -769,47 +838,113 @@ class SqliteOutbox:
                 "status": r["status"],
                 "created_at": r["created_at"],
                 "delivered_at": r["delivered_at"],
+                "attempts": r["attempts"],
+                "next_attempt_at": r["next_attempt_at"] if r["status"] in ("queued", "sending") else None,
+                "last_error": r["last_error"],
+                "provider_id": r["provider_id"],
             }
             for r in rows
         ]
 
-    def _send(self, channel: str, message: OutgoingMessage) -> str:
+    def _queue(self, channel: str, message: OutgoingMessage) -> str:
         if not message.to.strip():
             raise BackendError(f"cannot send an {channel} message: no recipient")
         try:
             clear, masked = message.render(), message.masked()
         except (KeyError, IndexError, ValueError) as exc:
             raise BackendError(f"{channel} template does not fit its parameters: {exc!r}") from None
+        now = _timestamp(_now(self._clock))
         with self.db.transaction() as conn:
             row_id = conn.execute(
-                "INSERT INTO outbox (channel, recipient, subject, language, body_masked, body_clear, status, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
-                (channel, message.to, message.subject, message.language, masked, clear, _timestamp(_now(self._clock))),
+                "INSERT INTO outbox (channel, recipient, subject, language, body_masked, body_clear, status,"
+                " created_at, idempotency_key, attempts, next_attempt_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, 0, ?)",
+                (channel, message.to, message.subject, message.language, masked, clear, now,
+                 secrets.token_urlsafe(16), now),
             ).lastrowid
-        status = "delivered"
-        try:
-            self._deliver(channel, message, clear)
-        except (OSError, ValueError):  # ValueError: the echo stream was closed
-            status = "failed"
-        with self.db.transaction() as conn:
-            # The clear text goes either way: the demo gateway has no retry to keep it for.
-            conn.execute(
-                "UPDATE outbox SET status = ?, delivered_at = ?, body_clear = NULL WHERE id = ?",
-                (status, _timestamp(_now(self._clock)) if status == "delivered" else None, row_id),
-            )
-        if status != "delivered":
-            raise BackendError(f"outbox-{row_id}: the {channel} could not be delivered")
         return f"outbox-{row_id}"
 
-    def _deliver(self, channel: str, message: OutgoingMessage, clear: str) -> None:
-        if self.echo is None:
-            return
-        if channel == "sms":
-            self.echo.write(f"[SMS to {message.to}] {clear}\n")
-        else:
-            subject = f" {message.subject}:" if message.subject else ""
-            self.echo.write(f"[E-mail to {message.to}]{subject} {clear}\n")
-        self.echo.flush()
+    # -- the sender's side (voicebot.outbox.OutboxSender)
+
+    def claim_due(self, lease_seconds: float, limit: int = 20) -> list[QueuedMessage]:
+        """Reserve up to ``limit`` messages that are due, for ``lease_seconds``; oldest first.
+
+        Due: queued with its retry time passed, or reserved by a sender whose lease ran out
+        (it died mid-send). Claiming counts an attempt.
+        """
+        now = _now(self._clock)
+        stamp, until = _timestamp(now), _timestamp(now + timedelta(seconds=lease_seconds))
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM outbox WHERE body_clear IS NOT NULL AND ("
+                " (status = 'queued' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until <= ?))"
+                " ORDER BY id LIMIT ?",
+                (stamp, stamp, limit),
+            ).fetchall()
+            for row in rows:
+                conn.execute(
+                    "UPDATE outbox SET status = 'sending', lease_until = ?, attempts = attempts + 1 WHERE id = ?",
+                    (until, row["id"]),
+                )
+        return [
+            QueuedMessage(f"outbox-{row['id']}", row["channel"], row["recipient"], row["subject"], row["language"],
+                          Secret(row["body_clear"]), row["idempotency_key"], row["attempts"] + 1)
+            for row in rows
+        ]
+
+    def mark_sent(self, message: QueuedMessage, provider_id: str) -> bool:
+        """The provider took it: keep its id, forget the clear text. False if the lease was lost."""
+        with self.db.transaction() as conn:
+            done = conn.execute(
+                "UPDATE outbox SET status = 'delivered', delivered_at = ?, provider_id = ?, body_clear = NULL,"
+                " lease_until = NULL, last_error = NULL WHERE id = ? AND status = 'sending'",
+                (_timestamp(_now(self._clock)), provider_id[:200], _row_id(message)),
+            )
+        return done.rowcount == 1
+
+    def mark_retry(self, message: QueuedMessage, error: str, retry_in: float, give_up_minutes: int) -> str:
+        """Not sent this time: due again in ``retry_in`` seconds, or failed if it is too old. The new status."""
+        now = _now(self._clock)
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT created_at FROM outbox WHERE id = ?", (_row_id(message),)).fetchone()
+            if row is None:
+                return "gone"
+            too_old = now >= _parse_timestamp(row["created_at"]) + timedelta(minutes=give_up_minutes)
+            if too_old:
+                # Given up: the clear text goes, so a secret does not wait in the file forever.
+                conn.execute(
+                    "UPDATE outbox SET status = 'failed', body_clear = NULL, lease_until = NULL, last_error = ?"
+                    " WHERE id = ? AND status = 'sending'",
+                    (error[:500], _row_id(message)),
+                )
+                return "failed"
+            conn.execute(
+                "UPDATE outbox SET status = 'queued', next_attempt_at = ?, lease_until = NULL, last_error = ?"
+                " WHERE id = ? AND status = 'sending'",
+                (_timestamp(now + timedelta(seconds=retry_in)), error[:500], _row_id(message)),
+            )
+        return "queued"
+
+    def next_due_in(self) -> float | None:
+        """Seconds until the next message is due (0 if one is), None if nothing waits."""
+        with self.db.transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT MIN(CASE status WHEN 'queued' THEN next_attempt_at ELSE lease_until END) FROM outbox"
+                " WHERE body_clear IS NOT NULL AND status IN ('queued', 'sending')"
+            ).fetchone()
+        if row[0] is None:
+            return None
+        return max(0.0, (_parse_timestamp(row[0]) - _now(self._clock)).total_seconds())
+
+    def pending(self) -> int:
+        """Messages not yet handed to a provider (queued, or being sent)."""
+        with self.db.transaction(write=False) as conn:
+            return int(conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')").fetchone()[0])
+
+
+def _row_id(message: QueuedMessage) -> int:
+    return int(message.id.removeprefix("outbox-"))
 
 
 # --------------------------------------------------------------------------- agents and calls

@@ -96,6 +96,7 @@ class StopListening:
 class TimerKind(enum.StrEnum):
     NO_INPUT = "no_input"
     INTER_DIGIT = "inter_digit"
+    ACTION = "action"  # a backend step that has not answered
 
 
 @dataclass(frozen=True)

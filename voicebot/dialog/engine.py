@@ -82,6 +82,8 @@ from .events import (
 )
 
 # Slots the one-sentence shortcut may fill before their step is reached. Secrets never.
+ACTION_GRACE = 2.0  # seconds the engine waits past ``timeouts.action`` for a step's answer
+
 SHORTCUT_SLOTS = {"flow", "channel", "document_type", "language", "document_number"}
 
 
@@ -114,6 +116,10 @@ class EngineSettings:
     # dialled number -> entry point; by default the numbers of the leaflet, as in Config
     entry_points: Mapping[str, str] = field(default_factory=lambda: dict(Config().dialed_numbers))
     default_entry_point: str = "unlock_line"
+    # Seconds a backend step may take before the caller is offered an agent; None: no limit.
+    # The step itself undoes its work past ``timeouts.action``; the engine waits a little
+    # longer, so a step that just made it is not cut off on its way back.
+    action_timeout: float | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> "EngineSettings":
@@ -130,6 +136,7 @@ class EngineSettings:
             counter_limits={"verification_failures": config.lockout.max_verifications_per_call},
             entry_points=dict(config.dialed_numbers),
             default_entry_point=config.default_entry_point,
+            action_timeout=config.timeouts.action + ACTION_GRACE,
         )
 
 
@@ -384,6 +391,8 @@ class DialogEngine:
         if node.prompt:
             commands.append(self._play(f"{self.node_name}.prompt", self._render(node.prompt, f"{self.node_name}.prompt"), True))
         commands.append(RunAction(action_id=self._action_id, name=node.action, args=args))
+        if self.settings.action_timeout is not None:
+            commands.append(self._start_timer(TimerKind.ACTION, self.settings.action_timeout))
         return commands
 
     # ------------------------------------------------------------------ events
@@ -470,6 +479,14 @@ class DialogEngine:
         self._timer = None
         if self.phase is Phase.AFTER_END:
             return self._hang_up()
+        if kind is TimerKind.ACTION and self.phase is Phase.ACTION:
+            # The backend did not answer in time. Its answer, if it comes, is ignored (the
+            # action id is gone), and the step undoes its own work past its deadline.
+            node = self.menu.nodes[self.node_name]
+            assert isinstance(node, ActionNode)
+            self._action_id = None
+            self.record.actions.append({"action": node.action, "result": "error", "detail": "no answer in time"})
+            return self._agent("backend_error", texts_key="backend_error")
         if self.phase not in (Phase.WAITING, Phase.PLAYING):
             return []
         node = self.menu.nodes[self.node_name]
@@ -487,6 +504,7 @@ class DialogEngine:
         node = self.menu.nodes[self.node_name]
         assert isinstance(node, ActionNode)
         self._action_id = None
+        cancel = self._cancel_timer()
         route = node.results.get(event.result)
         entry = {"action": node.action, "result": event.result}
         if event.detail:
@@ -495,12 +513,12 @@ class DialogEngine:
             if event.result != "error":
                 entry["detail"] = f"unexpected result {event.result!r}"
             self.record.actions.append(entry)
-            return self._agent("backend_error", texts_key="backend_error")
+            return cancel + self._agent("backend_error", texts_key="backend_error")
         self.record.actions.append(entry)
         for name, value in event.data.items():
             self.slots[name] = value
         self.slots.update(route.set)
-        return self._go(route.next)
+        return cancel + self._go(route.next)
 
     def _on_transfer_failed(self, event: TransferFailed) -> list[Command]:
         if self.phase is not Phase.TRANSFER:

@@ -1,0 +1,179 @@
+"""Sending what the outbox holds: a sender, and the transports it hands messages to.
+
+The outbox (:class:`~voicebot.backends.sqlite.SqliteOutbox`) is the source of truth: the
+step that caused a message queued it in its own transaction. :class:`OutboxSender` takes
+due messages from it and hands each to a :class:`MessageTransport` (the demo phone here;
+SMTP, SMPP or an HTTP gateway for a bank). A failed hand-over is retried with a doubling
+wait, up to ``outbox.give_up_minutes``; every attempt carries the message's idempotency
+key, so a provider that took a message whose reply was lost drops the repeat. Nothing is
+sent twice by us: a message is claimed with a lease before it is handed over and marked
+sent right after; only a sender that dies between the two leaves it to be retried, with
+the same key.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from dataclasses import dataclass
+from typing import Protocol, TextIO, runtime_checkable
+
+from .backends.sqlite import QueuedMessage, SqliteOutbox
+from .config import Outbox
+from .errors import BackendError
+
+log = logging.getLogger(__name__)
+
+BATCH = 100  # messages claimed per pass
+
+# An error text may quote what was sent (a gateway echoing the body): digit runs go.
+_DIGIT_RUN = re.compile(r"\d{4,}")
+
+
+class DeliveryError(BackendError):
+    """A transport could not hand a message over. ``permanent``: retrying cannot help
+    (the provider refused the number or the address), so the message fails at once."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@runtime_checkable
+class MessageTransport(Protocol):
+    def deliver(self, message: QueuedMessage) -> str:
+        """Hand ``message`` to the provider with its ``idempotency_key``; the provider's id for it.
+
+        Raise :class:`DeliveryError` (or ``OSError``) when the provider did not take it.
+        """
+
+
+class DemoPhone:
+    """The embedded transport: prints each SMS and e-mail (the console's demo phone and mailbox).
+
+    With no stream it takes messages without showing them. A repeated idempotency key is
+    not printed twice, as a real gateway would not send twice.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self._taken: set[str] = set()
+
+    def deliver(self, message: QueuedMessage) -> str:
+        provider_id = f"demo-{message.idempotency_key[:12]}"
+        if message.idempotency_key in self._taken or self.stream is None:
+            self._taken.add(message.idempotency_key)
+            return provider_id
+        if message.channel == "sms":
+            text = f"[SMS to {message.recipient}] {message.body.reveal()}\n"
+        else:
+            subject = f" {message.subject}:" if message.subject else ""
+            text = f"[E-mail to {message.recipient}]{subject} {message.body.reveal()}\n"
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+            raise DeliveryError(f"the demo phone cannot print: {type(exc).__name__}") from None
+        self._taken.add(message.idempotency_key)
+        return provider_id
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.retrying or self.failed)
+
+
+class OutboxSender:
+    """Sends due messages now (:meth:`send_due`) and, once started, whenever one falls due."""
+
+    def __init__(self, outbox: SqliteOutbox, transport: MessageTransport, settings: Outbox | None = None) -> None:
+        self.outbox = outbox
+        self.transport = transport
+        self.settings = settings or Outbox()
+        self._pass = threading.Lock()  # one pass at a time in a process (the lease covers other processes)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def retry_wait(self, attempt: int) -> float:
+        """Seconds before retrying after failed attempt number ``attempt`` (1, 2, ...): doubling, capped."""
+        wait = self.settings.retry_first_seconds * 2.0 ** min(attempt - 1, 32)
+        # Whole seconds: the outbox keeps times to the second, and a retry must not fall due at once.
+        return float(max(1, math.ceil(min(wait, self.settings.retry_max_seconds))))
+
+    def send_due(self) -> SendReport:
+        """One pass: every message due now is handed over once. Never raises for a message."""
+        report = SendReport()
+        with self._pass:
+            try:
+                batch = self.outbox.claim_due(self.settings.lease_seconds, BATCH)
+            except BackendError as exc:
+                log.warning("outbox: cannot read the queue: %s", exc)
+                return report
+            for message in batch:
+                self._send(message, report)
+        return report
+
+    def _send(self, message: QueuedMessage, report: SendReport) -> None:
+        try:
+            provider_id = self.transport.deliver(message)
+        except Exception as exc:  # any fault of a transport: the message waits, the sender goes on
+            error = _DIGIT_RUN.sub(lambda m: "#" * len(m.group()), f"{type(exc).__name__}: {exc}")
+            permanent = isinstance(exc, DeliveryError) and exc.permanent
+            status = self.outbox.mark_retry(message, error, self.retry_wait(message.attempt),
+                                            0 if permanent else self.settings.give_up_minutes)
+            if status == "failed":
+                report.failed += 1
+                log.error("outbox: %s (%s) failed for good after %d attempt(s): %s",
+                          message.id, message.channel, message.attempt, error)
+            else:
+                report.retrying += 1
+                log.warning("outbox: %s (%s) not sent (attempt %d): %s; retried in %g s",
+                            message.id, message.channel, message.attempt, error, self.retry_wait(message.attempt))
+            return
+        if self.outbox.mark_sent(message, str(provider_id)):
+            report.sent += 1
+        else:
+            # Our lease ran out while the provider took its time, and another sender may have
+            # claimed the message: it sends with the same key, which the provider drops.
+            log.warning("outbox: %s was sent after its lease ran out", message.id)
+
+    # ---------------------------------------------------------------- in the background
+
+    def start(self) -> None:
+        """Send in a background thread from now on, waking when a message falls due or on :meth:`wake`."""
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="voicebot-outbox", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stopping.set()
+        self._wake.set()
+        thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self.send_due()
+            try:
+                due_in = self.outbox.next_due_in()
+            except BackendError:
+                due_in = self.settings.retry_first_seconds
+            # Also look now and then without being woken: another process may have queued.
+            # Never spin: a message still due after a pass (the database was busy) waits a little.
+            self._wake.wait(min(max(due_in if due_in is not None else 60.0, 0.5), 60.0))
+            self._wake.clear()
