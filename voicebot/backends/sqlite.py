@@ -25,7 +25,7 @@ import threading
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TextIO
+from typing import Any, Callable, Iterator, Mapping
 
 from ..config import Codes, Lockout, Security, normalise_number
 from ..errors import BackendError
