@@ -1053,3 +1053,27 @@ def test_a_part_marked_in_another_language_is_said_in_its_voice(call: Call) -> N
     voices = [(segment.language, segment.text) for segment in play.segments]  # type: ignore[union-attr]
     assert voices == [(None, "Servicio de desbloqueo de claves. Para castellano, pulse 1. "),
                       ("en", "For English, press 2.")]
+
+
+# ---------------------------------------------------------------------- a backend that does not answer
+
+
+def test_a_backend_step_without_an_answer_in_time_offers_an_agent(make_call: Callable[..., Call], es: Prompts) -> None:
+    call = make_call(EngineSettings(action_timeout=17.0))
+    commands = at_verify(call)
+    assert StartTimer(ANY, TimerKind.ACTION, 17.0) in commands
+    late = call.action
+    assert es.agent("backend_error") in call.timer_expires()
+    assert call.engine.record.actions[-1] == {"action": "verify_card", "result": "error", "detail": "no answer in time"}
+    # The answer that comes after is not taken: the caller was told and is on the way to an agent.
+    assert call.feed(ActionCompleted(late, "ok", {"customer_id": "C001"})) == []  # type: ignore[arg-type]
+    assert "customer_id" not in call.engine.slots
+
+
+def test_an_answer_in_time_cancels_the_step_timer(make_call: Callable[..., Call], es: Prompts) -> None:
+    call = make_call(EngineSettings(action_timeout=17.0))
+    at_verify(call)
+    step_timer = call.timer
+    commands = call.action_completes("mismatch")
+    assert CancelTimer(step_timer) in commands  # type: ignore[arg-type]
+    assert es.node("verify_mismatch") in commands

@@ -94,7 +94,9 @@ class Line:
         self.settings = EngineSettings.from_config(config)
 
     @classmethod
-    def open(cls, config: Config, echo: TextIO | None = None) -> "Line":
+    def open(cls, config: Config, echo: TextIO | None = None, transport: MessageTransport | None = None) -> "Line":
+        """The line of ``config``: SMS and e-mails go to ``transport``, else to the demo phone
+        (printed to ``echo``, if given)."""
         menu, interpreter = load_dialog(config)
         db = open_database(config.database)
         bank = SqliteBank(db, config.codes, config.lockout, config.security)
@@ -110,7 +112,7 @@ class Line:
             SqliteOutbox(db),
             SqliteAgentDesk(db, config.agent.target),
             SqliteCallLog(db),
-            DemoPhone(echo),
+            transport if transport is not None else DemoPhone(echo),
         )
 
     def start_sender(self) -> None:

@@ -73,6 +73,7 @@ class ConsoleCall:
 
     def run(self) -> dict[str, Any]:
         self._say("call", f"from {self.meta.caller_id or 'unknown'} to {self.meta.dialed or 'the unlock line'}")
+        self.line.begin_call(self.meta)  # so a call cut off by a killed process is still on record
         self._events.append(CallStarted(self.meta.caller_id, self.meta.dialed, self.language))
         try:
             while not self._done:
