@@ -222,3 +222,16 @@ def test_a_taken_port_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert f"error: cannot serve on 127.0.0.1:{port}: Address already in use" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("break_it", [
+    lambda r: r["tracker"].update(events=[{"event": "slot", "name": None, "value": PINS[0]}, 42]),
+    lambda r: r["tracker"].update(slots=[PINS[0]]),
+    lambda r: r.update(domain=PINS[0]),
+], ids=["events", "slots", "domain"])
+def test_a_request_the_server_cannot_handle_is_not_echoed_back(server: Server, break_it: Any) -> None:
+    request = rasa_request("action_verify_card", ANA)
+    break_it(request)
+    status, body = server.post(request)
+    assert status != 500  # rasa_sdk's 500 handler would echo the request, PIN included
+    assert PINS[0] not in json.dumps(body) and "request_body" not in body

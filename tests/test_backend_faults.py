@@ -209,3 +209,15 @@ def test_a_caller_whose_recovery_fails_mid_way_hears_an_apology_and_goes_to_an_a
     assert "[SMS" not in result.transcript and "[E-mail" not in result.transcript
     assert state(line)["online_users"] == before["online_users"] and state(line)["outbox"] == before["outbox"]
     assert result.record["actions"][-1]["result"] == "error"
+
+
+def test_a_traceback_in_the_log_has_its_digit_runs_scrubbed(line: Line) -> None:
+    import logging
+
+    try:
+        raise Fault("card 4567 with PIN 1234 refused")
+    except Fault:
+        logging.getLogger("voicebot.test").exception("an adapter failed")
+    log = Path(line.config.logging.file).read_text()  # type: ignore[arg-type]
+    assert "an adapter failed" in log and "Fault: card #### with PIN #### refused" in log
+    assert "1234" not in log and "4567" not in log

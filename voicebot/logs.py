@@ -18,13 +18,24 @@ from .config import Config
 _DIGIT_RUN = re.compile(r"(?<![\w-])\d{4,}(?![\w-])")
 
 
+def scrub_digits(text: str) -> str:
+    return _DIGIT_RUN.sub(lambda m: "#" * len(m.group()), text)
+
+
 class DigitRunScrubber(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        scrubbed = _DIGIT_RUN.sub(lambda m: "#" * len(m.group()), message)
+        scrubbed = scrub_digits(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
+        if record.exc_info and not record.exc_text:
+            # A traceback quotes the exception's text (and a line of code may quote a value):
+            # formatted once here, scrubbed, and kept where the formatter looks for it.
+            record.exc_text = scrub_digits(_TRACEBACKS.formatException(record.exc_info))
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 def configure_logging(config: Config) -> None:

@@ -44,7 +44,7 @@ import yaml
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
-from rasa_sdk.interfaces import ActionExecutionRejection
+from rasa_sdk.interfaces import ActionExecutionRejection, ActionMissingDomainException, ActionNotFoundException
 from rasa_sdk.types import DomainDict
 
 from . import messages
@@ -463,9 +463,27 @@ class ValidateUnlockOperationForm(FormValidationAction):
 VALIDATION_ACTIONS: tuple[type[FormValidationAction], ...] = (ValidateUnlockIdentityForm, ValidateUnlockOperationForm)
 
 
+class _GuardedExecutor(ActionExecutor):
+    """rasa_sdk's executor, for which a request it cannot use is a rejection (HTTP 400).
+
+    Otherwise the error would reach rasa_sdk's generic handler, whose 500 reply echoes the
+    whole request back, tracker and PIN slot included.
+    """
+
+    async def run(self, action_call: dict[str, Any]) -> Any:
+        try:
+            return await super().run(action_call)
+        except (ActionExecutionRejection, ActionNotFoundException, ActionMissingDomainException):
+            raise
+        except Exception as exc:
+            name = action_call.get("next_action") if isinstance(action_call, dict) else None
+            log.warning("a request for %s could not be used: %s", name, type(exc).__name__)
+            raise ActionExecutionRejection(str(name), f"the request could not be used ({type(exc).__name__})") from None
+
+
 def build_executor(backends: Backends) -> ActionExecutor:
     """rasa_sdk's executor with every unlock action and form validation registered."""
-    executor = ActionExecutor()
+    executor = _GuardedExecutor()
     for action_class in UNLOCK_ACTIONS:
         executor.register_action(action_class(backends))
     for validation_class in VALIDATION_ACTIONS:
@@ -510,6 +528,7 @@ def serve(executor: ActionExecutor, host: str = "127.0.0.1", port: int = 5055,
     signal.signal(signal.SIGTERM, _interrupt)
     app = create_app(executor, cors_origins=None)
     app.config.KEEP_ALIVE_TIMEOUT = DEFAULT_KEEP_ALIVE_TIMEOUT
+
     app.run(host=host, port=port, single_process=True, motd=False, access_log=True)
 
 
