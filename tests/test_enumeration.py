@@ -87,9 +87,9 @@ def scrypt(monkeypatch: pytest.MonkeyPatch) -> Scrypt:
         counts.checks += 1
         return check(clear, stored)
 
-    def counted_hash(clear: str, scrypt_n: int) -> str:
+    def counted_hash(clear: str, scrypt_n: int, *cost: int) -> str:
         counts.hashes += 1
-        return make(clear, scrypt_n)
+        return make(clear, scrypt_n, *cost)
 
     monkeypatch.setattr(sqlite_backend, "check_secret", counted_check)
     monkeypatch.setattr(sqlite_backend, "hash_secret", counted_hash)
@@ -172,8 +172,10 @@ def test_each_answer_to_a_check_costs_the_call_one_scrypt(tmp_path: Path, scrypt
         locked = console_call(line, START["es"] + [KNOWN_DNI, "4567", "1234"], scrypt)
     with fresh_line(tmp_path, "paused") as line:
         guesser = "+34699000111"
-        for _ in range(2):
-            console_call(line, script("es", ATTEMPTS["unknown card"]), scrypt, caller_id=guesser)
+        console_call(line, script("es", ATTEMPTS["unknown card"]), scrypt, caller_id=guesser)
+        # Other made-up cards (7777 a third time would lock first, as a real card would).
+        console_call(line, script("es", [(KNOWN_DNI, card, "1234") for card in ("7779", "7780", "7781")]), scrypt,
+                     caller_id=guesser)
         paused = console_call(line, START["es"] + [KNOWN_DNI, "4567", "1234"], scrypt, caller_id=guesser)
     calls = {"locked": locked, "paused": paused}
     for name, attempt in [("unknown document", (UNKNOWN_DNI, "4567", "1234")),
@@ -190,12 +192,6 @@ def test_each_answer_to_a_check_costs_the_call_one_scrypt(tmp_path: Path, scrypt
         "wrong PIN": (1, 0), "right PIN": (1, 1)}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "timing oracle (reported with bench/security.py, section 4): the dummy hash checked when there is no card "
-    "is made at security.scrypt_n, a real card's PIN at the cost its hash was made with; once they part (the "
-    "setting raised after the first start, or pin_hash imported from a seed at another cost) an unknown "
-    "document or card costs another scrypt than a known card's wrong PIN (about 100 ms against 38 ms at "
-    "2**15 over 2**14). Remove this marker once the dummy costs what the cards cost."))
 def test_after_the_cost_is_raised_every_check_still_costs_the_same(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "cost"
@@ -226,10 +222,12 @@ def test_the_pause_falls_alike_on_a_document_that_exists_and_one_that_does_not(t
     # Six failures for one document (from two callers) pause it, whether or not anyone holds
     # it: the third caller, with the right answers or not, hears the same words.
     answers = {}
-    for name, dni, card in [("known", KNOWN_DNI, "7777"), ("unknown", UNKNOWN_DNI, "4567")]:
+    # Cards no one holds, a different one each time (one card tried three times locks first).
+    cards = {"+34699000001": ("7771", "7772", "7773"), "+34699000002": ("7774", "7775", "7776")}
+    for name, dni in [("known", KNOWN_DNI), ("unknown", UNKNOWN_DNI)]:
         with fresh_line(tmp_path, f"pause-{name}") as line:
-            for caller_id in ("+34699000001", "+34699000002"):
-                console_call(line, script("es", [(dni, card, "1234")] * 3), scrypt, caller_id=caller_id)
+            for caller_id, tried in cards.items():
+                console_call(line, script("es", [(dni, card, "1234") for card in tried]), scrypt, caller_id=caller_id)
             answers[name] = console_call(line, START["es"] + [dni, "4567", "1234"], scrypt, caller_id="+34699000003")
     known, unknown = answers["known"], answers["unknown"]
     assert known.record["outcome_reason"] == "verification_paused"
@@ -237,12 +235,6 @@ def test_the_pause_falls_alike_on_a_document_that_exists_and_one_that_does_not(t
         (unknown.commands, unknown.screen, unknown.record, unknown.handoffs)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "enumeration oracle (reported with bench/security.py): the third wrong PIN on a card that exists locks it "
-    "and the caller hears 'this card is locked' (transfer reason card_locked, also in the SIP REFER's "
-    "X-Voicebot-Context), while a card that does not exist is answered 'we could not check your details' "
-    "(verification_failed); afterwards that card answers 'locked' to anyone, right PIN or not. Three guesses "
-    "tell whether a document holds a card ending in given digits. Remove this marker once both are answered alike."))
 def test_a_card_locked_by_wrong_pins_sounds_like_a_card_that_does_not_exist(tmp_path: Path, scrypt: Scrypt) -> None:
     heard = {}
     for name, card in [("real card", "4567"), ("no such card", "7777")]:

@@ -110,12 +110,17 @@ SCRIPTS: dict[str, dict[tuple[str, str], list[str]]] = {
         ("en", "phrases"): ["operation", "one one one one", "two two two two", "three three three three"],
     },
     "verification_failed": {
-        ("es", "keys"): ["3", "1", "1", *["11223344", "4567", "1234"] * 3],
-        ("en", "keys"): ["3", "1", "1", *["11223344", "4567", "1234"] * 3],
+        # Three different cards: the same one three times would lock it, as a real card locks.
+        ("es", "keys"): ["3", "1", "1", *[part for card in ("4567", "4568", "4569")
+                                          for part in ("11223344", card, "1234")]],
+        ("en", "keys"): ["3", "1", "1", *[part for card in ("4567", "4568", "4569")
+                                          for part in ("11223344", card, "1234")]],
         ("es", "phrases"): ["otras gestiones", "firma", "DNI",
-                            *["uno uno dos dos tres tres cuatro cuatro", "cuatro cinco seis siete", "uno dos tres cuatro"] * 3],
+                            *[part for card in ("siete", "ocho", "nueve") for part in
+                              ("uno uno dos dos tres tres cuatro cuatro", f"cuatro cinco seis {card}", "uno dos tres cuatro")]],
         ("en", "phrases"): ["other procedures", "signature", "DNI",
-                            *["one one two two three three four four", "four five six seven", "one two three four"] * 3],
+                            *[part for card in ("seven", "eight", "nine") for part in
+                              ("one one two two three three four four", f"four five six {card}", "one two three four")]],
     },
     "no_input": {
         ("es", "keys"): ["", "", ""],
@@ -291,9 +296,19 @@ def test_mismatch_never_says_which_factor(caller: Caller) -> None:
 
 
 def test_three_failed_verifications_in_one_call_go_to_an_agent(caller: Caller) -> None:
-    attempt = ["11223344", "4567", "1234"]
-    result = caller.call(["1", "1", "1", "1", *attempt, *attempt, *attempt])
+    attempts = [part for card in ("4567", "4568", "4569") for part in ("11223344", card, "1234")]
+    result = caller.call(["1", "1", "1", "1", *attempts])
     assert (result.outcome, result.reason) == ("transferred", "verification_failed")
+
+
+def test_a_made_up_card_tried_three_times_locks_like_a_real_one(caller: Caller) -> None:
+    attempt = ["11223344", "4567", "1234"]  # a document the bank does not have
+    made_up = caller.call(["1", "1", "1", "1", *attempt * 3], caller_id="+34699000001")
+    real = caller.call(["1", "1", "1", "1", "12345678", "9012", "0000", "12345678", "9012", "0001",
+                        "12345678", "9012", "0002"], caller_id="+34699000002")
+    assert (made_up.outcome, made_up.reason) == (real.outcome, real.reason) == ("transferred", "card_locked")
+    again = caller.call(["1", "1", "1", "1", *attempt], caller_id="+34699000003")
+    assert again.reason == "card_locked"  # and it stays locked, as a real card does
 
 
 def test_invalid_dni_is_re_asked(caller: Caller) -> None:
@@ -435,10 +450,10 @@ def test_a_guesser_who_keeps_calling_is_paused_and_put_through_to_an_agent(calle
     limits = caller.line.config.lockout
     assert limits.failures_per_caller == 6 and limits.failures_per_document == 6
     wrong = ["1", "1", "1", "1", "12345678", "4567", "9999"]
-    again = ["12345678", "1111", "9999"]  # a card this customer does not have: a mismatch too
-    for _ in range(2):
-        result = caller.call(wrong + again + again, caller_id="+34699000111")
-        assert result.outcome == "transferred"
+    for made_up in (("1111", "2222"), ("3333", "5555")):  # cards this customer does not have: mismatches too
+        others = [part for card in made_up for part in ("12345678", card, "9999")]
+        result = caller.call(wrong + others, caller_id="+34699000111")
+        assert (result.outcome, result.reason) == ("transferred", "verification_failed")
     third = caller.call(["1", "1", "1", "1", "12345678", "4567", "1234"], caller_id="+34699000111")
     assert third.outcome == "transferred" and third.reason == "verification_paused", third.transcript
     assert "no podemos seguir con la verificación" in third.transcript

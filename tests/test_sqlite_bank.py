@@ -669,3 +669,27 @@ def test_only_calls_of_a_dead_process_of_this_host_are_marked_interrupted(db: Da
     assert outcomes == {"dead": "interrupted", "alive": "in_progress", "elsewhere": "in_progress",
                         "done": "signature_unlocked"}
     assert log.mark_interrupted("here", alive=lambda pid: False) == 1  # once the live one is gone too
+
+
+# --------------------------------------------------------------------------- made-up cards, hash costs
+
+
+def test_a_made_up_card_locks_after_as_many_tries_as_a_real_one(bank: SqliteBank) -> None:
+    unknown = Document.parse("dni", "11223344")
+    made_up = [verify(bank, unknown, "4444", pin).result for pin in ("1111", "2222", "3333", PIN)]
+    real = [verify(bank, ONE, CARD, pin).result for pin in ("1111", "2222", "3333", PIN)]
+    assert made_up == real == [VerifyResult.MISMATCH, VerifyResult.MISMATCH, VerifyResult.LOCKED, VerifyResult.LOCKED]
+    assert verify(bank, unknown, "4445", "1111").result is VerifyResult.MISMATCH  # another card: its own count
+
+
+def test_a_right_pin_moves_its_hash_to_the_configured_cost(db: Database, clock: FakeClock) -> None:
+    seed_bank(make_bank(db, clock), BankSeed.model_validate(SEED))  # hashed at FAST's cost
+    stronger = make_bank(db, clock, security=Security(scrypt_n=FAST.scrypt_n * 2))
+
+    def cost() -> str:
+        with db.transaction(write=False) as conn:
+            return str(conn.execute("SELECT pin_hash FROM cards WHERE last4 = ?", (CARD,)).fetchone()[0]).split("$")[1]
+
+    assert verify(stronger, pin="0000").result is VerifyResult.MISMATCH and cost() == str(FAST.scrypt_n)
+    assert verify(stronger).result is VerifyResult.OK and cost() == str(FAST.scrypt_n * 2)
+    assert verify(stronger).result is VerifyResult.OK  # and the new hash checks

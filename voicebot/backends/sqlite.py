@@ -22,6 +22,8 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
+from collections import Counter
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -49,6 +51,7 @@ Clock = Callable[[], datetime]
 
 SCHEMA_VERSION = 2  # 2: the outbox keeps what its sender needs to retry
 BUSY_TIMEOUT_MS = 5000
+_COST_REFRESH_SECONDS = 60.0  # how long the cost of the bank's cards is taken as known
 
 # Letters and digits a caller can read off an SMS and type without doubt: no 0/O/o, 1/l/I.
 PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -316,11 +319,11 @@ _HASH_BYTES = 32
 _MAX_SCRYPT_N = 2**20
 
 
-def hash_secret(clear: str, scrypt_n: int) -> str:
+def hash_secret(clear: str, scrypt_n: int, r: int = _SCRYPT_R, p: int = _SCRYPT_P) -> str:
     """A self-describing salted hash: ``scrypt$n$r$p$salt$hash`` (salt and hash in base64)."""
     salt = secrets.token_bytes(_SALT_BYTES)
-    digest = _scrypt(clear, salt, scrypt_n, _SCRYPT_R, _SCRYPT_P)
-    return "$".join(["scrypt", str(scrypt_n), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)])
+    digest = _scrypt(clear, salt, scrypt_n, r, p)
+    return "$".join(["scrypt", str(scrypt_n), str(r), str(p), _b64(salt), _b64(digest)])
 
 
 def check_secret(clear: str, stored: str) -> bool:
@@ -458,8 +461,11 @@ class SqliteBank:
         self.lockout = lockout or Lockout()
         self.security = security or Security()
         self._clock = clock
-        # Checked against when there is no card to check, so every path costs one scrypt.
+        # Checked against when there is no code to check, so every path costs one scrypt.
         self._dummy_hash = hash_secret(secrets.token_hex(8), self.security.scrypt_n)
+        # The same for a card, at the cost of the bank's cards (see _card_dummy).
+        self._typical_cost: tuple[tuple[int, int, int], float] | None = None
+        self._dummies = {(self.security.scrypt_n, _SCRYPT_R, _SCRYPT_P): self._dummy_hash}
         self._subject_key = self._database_key("verification_subjects")
 
     def _database_key(self, name: str) -> bytes:
@@ -478,16 +484,81 @@ class SqliteBank:
 
     def verify_card(self, document: Document, card_last4: Secret, pin: Secret,
                     caller_id: str | None = None) -> Verification:
+        """One check, built so that every failing path looks alike from outside: one scrypt at
+        the cost of a real card, one write transaction, and the same answers in the same order.
+
+        A card that does not exist (unknown document, or no such card) counts its wrong tries
+        as a real one does and "locks" at the same count, under a keyed hash of document and
+        digits: otherwise three guesses would tell a real card (it locks) from a made-up one.
+        """
+        last4, clear_pin = reveal(card_last4), reveal(pin)
         subjects = self._rate_subjects(document, caller_id)
-        if self._paused(subjects):
-            self._check_stored(reveal(pin), self._dummy_hash)  # the same time as a real check
+        phantom = self._subject("card", f"{document.type}:{document.number}:{last4}")
+        with self.db.transaction(write=False) as conn:
+            paused = self._paused(conn, subjects)
+            card = None
+            if _is_digits(last4, 4):
+                card = conn.execute(
+                    "SELECT cards.customer_id, cards.pin_hash FROM cards"
+                    " JOIN customers ON customers.id = cards.customer_id"
+                    " WHERE customers.document_type = ? AND customers.document_number = ? AND cards.last4 = ?",
+                    (str(document.type), document.number, last4),
+                ).fetchone()
+            phantom_tries = 0 if card is not None else conn.execute(
+                "SELECT COUNT(*) FROM verification_failures WHERE scope = 'card' AND subject = ?", (phantom,)
+            ).fetchone()[0]
+            dummy = self._card_dummy(conn)
+        if paused:
+            self._check_stored(clear_pin, dummy)  # the same time as a real check
             return Verification(VerifyResult.PAUSED)
-        verification = self._verify_card(document, card_last4, pin)
-        if verification.result in (VerifyResult.MISMATCH, VerifyResult.LOCKED):
-            with self.db.transaction() as conn:
+        # The hash is computed outside any transaction so a slow scrypt never holds the write lock.
+        pin_ok = self._check_stored(clear_pin, card["pin_hash"] if card is not None else dummy) and card is not None
+        rehashed = None
+        if pin_ok and card is not None and self._outdated(card["pin_hash"]):
+            rehashed = self.hash_secret(clear_pin)  # the configured cost, from now on (success path only)
+        now = _timestamp(_now(self._clock))
+        with self.db.transaction() as conn:
+            if card is None:
+                locked = phantom_tries >= self.lockout.max_pin_attempts
+                if not locked:
+                    conn.execute("INSERT INTO verification_failures (scope, subject, failed_at) VALUES ('card', ?, ?)",
+                                 (phantom, now))
+                    locked = phantom_tries + 1 >= self.lockout.max_pin_attempts
+                verification = Verification(VerifyResult.LOCKED if locked else VerifyResult.MISMATCH)
+            else:
+                verification = self._count_card(conn, card, last4, pin_ok, rehashed, now)
+            if verification.result in (VerifyResult.MISMATCH, VerifyResult.LOCKED):
                 conn.executemany("INSERT INTO verification_failures (scope, subject, failed_at) VALUES (?, ?, ?)",
-                                 [(scope, subject, _timestamp(_now(self._clock))) for scope, subject, _, _ in subjects])
+                                 [(scope, subject, now) for scope, subject, _, _ in subjects])
         return verification
+
+    def _count_card(self, conn: sqlite3.Connection, card: sqlite3.Row, last4: str, pin_ok: bool,
+                    rehashed: str | None, now: str) -> Verification:
+        key = (card["customer_id"], last4)
+        if pin_ok:
+            # "AND locked_at IS NULL": a lock set by a concurrent call since the read wins.
+            reset = conn.execute(
+                "UPDATE cards SET failed_attempts = 0, pin_hash = COALESCE(?, pin_hash)"
+                " WHERE customer_id = ? AND last4 = ? AND locked_at IS NULL",
+                (rehashed, *key),
+            )
+            if reset.rowcount == 1:
+                return Verification(VerifyResult.OK, card["customer_id"])
+            return Verification(VerifyResult.LOCKED)
+        counted = conn.execute(
+            "UPDATE cards SET failed_attempts = failed_attempts + 1,"
+            " locked_at = CASE WHEN failed_attempts + 1 >= ? THEN ? END"
+            " WHERE customer_id = ? AND last4 = ? AND locked_at IS NULL",
+            (self.lockout.max_pin_attempts, now, *key),
+        )
+        if counted.rowcount == 0:
+            return Verification(VerifyResult.LOCKED)
+        locked_at = conn.execute("SELECT locked_at FROM cards WHERE customer_id = ? AND last4 = ?", key).fetchone()[0]
+        return Verification(VerifyResult.LOCKED if locked_at else VerifyResult.MISMATCH)
+
+    def _subject(self, scope: str, value: str) -> str:
+        return base64.urlsafe_b64encode(
+            hmac.new(self._subject_key, f"{scope}:{value}".encode(), hashlib.sha256).digest()).decode()
 
     def _rate_subjects(self, document: Document, caller_id: str | None) -> list[tuple[str, str, int, int]]:
         """(scope, subject, limit, window minutes) of one check. Subjects are keyed hashes:
@@ -497,61 +568,43 @@ class SqliteBank:
         number = normalise_number(caller_id or "")
         if number:
             subjects.append(("caller", number, self.lockout.failures_per_caller, self.lockout.caller_window_minutes))
-        return [(scope, base64.urlsafe_b64encode(
-                    hmac.new(self._subject_key, f"{scope}:{value}".encode(), hashlib.sha256).digest()).decode(),
-                 limit, window) for scope, value, limit, window in subjects]
+        return [(scope, self._subject(scope, value), limit, window) for scope, value, limit, window in subjects]
 
-    def _paused(self, subjects: list[tuple[str, str, int, int]]) -> bool:
+    def _paused(self, conn: sqlite3.Connection, subjects: list[tuple[str, str, int, int]]) -> bool:
         now = _now(self._clock)
-        with self.db.transaction(write=False) as conn:
-            for scope, subject, limit, window in subjects:
-                since = _timestamp(now - timedelta(minutes=window))
-                count = conn.execute(
-                    "SELECT COUNT(*) FROM verification_failures WHERE scope = ? AND subject = ? AND failed_at > ?",
-                    (scope, subject, since)).fetchone()[0]
-                if count >= limit:
-                    return True
+        for scope, subject, limit, window in subjects:
+            since = _timestamp(now - timedelta(minutes=window))
+            count = conn.execute(
+                "SELECT COUNT(*) FROM verification_failures WHERE scope = ? AND subject = ? AND failed_at > ?",
+                (scope, subject, since)).fetchone()[0]
+            if count >= limit:
+                return True
         return False
 
-    def _verify_card(self, document: Document, card_last4: Secret, pin: Secret) -> Verification:
-        last4, clear_pin = reveal(card_last4), reveal(pin)
-        card = None
-        if _is_digits(last4, 4):
-            with self.db.transaction(write=False) as conn:
-                card = conn.execute(
-                    "SELECT cards.customer_id, cards.pin_hash FROM cards"
-                    " JOIN customers ON customers.id = cards.customer_id"
-                    " WHERE customers.document_type = ? AND customers.document_number = ? AND cards.last4 = ?",
-                    (str(document.type), document.number, last4),
-                ).fetchone()
-        if card is None:
-            self._check_stored(clear_pin, self._dummy_hash)
-            return Verification(VerifyResult.MISMATCH)
-        # The hash is computed outside the transaction so a slow scrypt never holds the write lock.
-        pin_ok = self._check_stored(clear_pin, card["pin_hash"])
-        key = (card["customer_id"], last4)
-        with self.db.transaction() as conn:
-            if pin_ok:
-                # "AND locked_at IS NULL": a lock set by a concurrent call since the read wins.
-                reset = conn.execute(
-                    "UPDATE cards SET failed_attempts = 0 WHERE customer_id = ? AND last4 = ? AND locked_at IS NULL",
-                    key,
-                )
-                if reset.rowcount == 1:
-                    return Verification(VerifyResult.OK, card["customer_id"])
-                return Verification(VerifyResult.LOCKED)
-            counted = conn.execute(
-                "UPDATE cards SET failed_attempts = failed_attempts + 1,"
-                " locked_at = CASE WHEN failed_attempts + 1 >= ? THEN ? END"
-                " WHERE customer_id = ? AND last4 = ? AND locked_at IS NULL",
-                (self.lockout.max_pin_attempts, _timestamp(_now(self._clock)), *key),
-            )
-            if counted.rowcount == 0:
-                return Verification(VerifyResult.LOCKED)
-            locked_at = conn.execute(
-                "SELECT locked_at FROM cards WHERE customer_id = ? AND last4 = ?", key
-            ).fetchone()["locked_at"]
-        return Verification(VerifyResult.LOCKED if locked_at else VerifyResult.MISMATCH)
+    def _card_dummy(self, conn: sqlite3.Connection) -> str:
+        """A hash to check when there is no card to check, at the cost real cards are checked at
+        (the commonest among them: a seed may bring hashes made at another cost than
+        ``security.scrypt_n``), so a made-up card takes as long as a real one."""
+        now = time.monotonic()
+        if self._typical_cost is None or now - self._typical_cost[1] > _COST_REFRESH_SECONDS:
+            costs: Counter[tuple[int, int, int]] = Counter()
+            for (stored,) in conn.execute("SELECT pin_hash FROM cards LIMIT 200"):
+                try:
+                    costs[parse_hash(stored)[:3]] += 1
+                except ValueError:
+                    continue
+            cost = costs.most_common(1)[0][0] if costs else (self.security.scrypt_n, _SCRYPT_R, _SCRYPT_P)
+            self._typical_cost = (cost, now)
+        cost = self._typical_cost[0]
+        if cost not in self._dummies:
+            self._dummies[cost] = hash_secret(secrets.token_hex(8), *cost)
+        return self._dummies[cost]
+
+    def _outdated(self, stored: str) -> bool:
+        try:
+            return parse_hash(stored)[:3] != (self.security.scrypt_n, _SCRYPT_R, _SCRYPT_P)
+        except ValueError:
+            return False
 
     def contacts(self, customer_id: str) -> Contacts:
         with self.db.transaction(write=False) as conn:
