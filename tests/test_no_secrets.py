@@ -3,7 +3,8 @@
 Real CLI runs (``voicebot chat --json``) over a bank seeded with distinctive values; the
 secrets the caller received are read from what the demo phone printed; then the call
 log, every ``--json`` output, the log file and every table that is not the bank's own
-card register are searched for each exact value.
+card register are searched for each exact value, and the call recordings' names and audio
+(the DTMF detector run over the caller's channel: no key of the card or PIN entry).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         f"database: {folder / 'line.sqlite3'}\n"
         f"logging: {{file: {folder / 'voicebot.log'}, level: DEBUG}}\n"
         "security: {scrypt_n: 1024}\n"
+        f"recording: {{folder: {folder / 'recordings'}}}\n"
     )
     (folder / "seed.yaml").write_text(SEED)
     voicebot(config, "bank", "seed", str(folder / "seed.yaml"))
@@ -132,3 +134,23 @@ def test_no_secret_in_any_table(produced: dict) -> None:
             if table == "cards" and what == "card digits":
                 continue  # the bank's own card register holds the last 4 digits, as banks do
             assert value not in rows, f"{what} found in clear in table {table}"
+
+
+def test_no_secret_in_any_recording(produced: dict) -> None:
+    import soundfile
+
+    from voicebot.dtmf.detector import detect
+
+    secrets = received_secrets(produced["phone"])
+    files = sorted((produced["folder"] / "recordings").iterdir())
+    records = json.loads(produced["outputs"]["calls --json"])
+    # Calls on audio keep one (the file call); the console's keep none. Named by the call id.
+    assert [Path(r["recording"]["path"]).name for r in records if r.get("recording")] == [f.name for f in files]
+    assert len(files) == 1
+    for path in files:
+        for what, value in secrets.items():
+            assert value not in path.name, f"{what} in the name of {path}"
+        audio, rate = soundfile.read(str(path))
+        heard = "".join(k.key for k in detect(audio[:, 0], rate))
+        assert PIN not in heard and CARD not in heard, f"{heard} keyed in {path}"
+        assert heard == "1111" + DNI  # the menu keys and the document, then nothing

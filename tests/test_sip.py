@@ -410,3 +410,31 @@ def test_a_killed_line_leaves_its_calls_recorded_as_interrupted(tmp_path: Path, 
     finally:
         database.close()
     caller.join(60)
+
+
+def test_a_call_keyed_in_band_is_recorded_without_its_card_and_pin_tones(tmp_path: Path, prompts_built: None,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import soundfile
+
+    from voicebot.dtmf.detector import detect
+
+    sipp.skip_unless_sipp()
+    monkeypatch.setenv("VOICEBOT__RECORDING__FOLDER", str(tmp_path / "recordings"))  # (the server inherits it)
+    line = start_server(tmp_path)
+    try:
+        result = call(line, "uac_inband_pcmu_recover_user.xml", "recover_user", tmp_path)
+        assert result.ok, result.describe()
+        [record] = line.wait_for_records(1)
+    finally:
+        stop_server(line)
+    assert record["outcome"] == "credentials_sent"
+    path = Path(record["recording"]["path"])
+    assert path == tmp_path / "recordings" / f"{record['call_id']}.wav" and os.stat(path).st_mode & 0o777 == 0o600
+    audio, rate = soundfile.read(str(path))
+    assert audio.shape[1] == 2 and rate == 8000
+    # The caller's channel: the menu keys and the DNI as they came in the audio; the card
+    # digits and the PIN, keyed the same way, are not there.
+    flow = FLOWS["recover_user"]
+    assert "".join(k.key for k in detect(audio[:, 0], rate)) == "".join(flow.groups[:5])
+    assert np.sqrt(np.mean(audio[:, 1] ** 2)) > 0.01  # the line's prompts

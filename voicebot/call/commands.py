@@ -21,6 +21,9 @@ def add_call_commands(sub: Any) -> None:
                         help="a headset: the default device, or one named (`voicebot devices` lists them)")
     call.add_argument("--output", metavar="FILE", help="write the line's side of the call as a WAV file")
     call.add_argument("--transcript", metavar="FILE", help="write the call's transcript as JSON (schema in the README)")
+    call.add_argument("--record", metavar="FILE",
+                      help="keep the call's recording there: a WAV of two channels, caller and line, secret steps "
+                           "silent (instead of recording.folder's)")
     call.add_argument("--caller-id", default=None, help="the caller's number, e.g. +34600000001")
     call.add_argument("--dialed", default="950183313", help="number dialled: 950183313 (unlock) or 901511000 (support)")
     call.add_argument("--lang", default=None, help="language known in advance (skips the language choice)")
@@ -62,7 +65,10 @@ def _speech(config: Config, menu: Any, wanted: bool) -> Any:
 def cmd_call(args: argparse.Namespace, config: Config) -> int:
     from ..app import Line
     from .file import call_from_file, write_results
+    from .recording import check_recording_folder
 
+    if args.record is None:
+        check_recording_folder(config)  # before the call: a folder that takes no file is the operator's to fix
     line = Line.open(config)
     speech = None
     try:
@@ -73,15 +79,20 @@ def cmd_call(args: argparse.Namespace, config: Config) -> int:
             from .headset import call_on_device
 
             record = call_on_device(line, renderer, speech, device=args.device or None, caller_id=args.caller_id,
-                                    dialed=args.dialed, language=args.lang, transcript=args.transcript)
+                                    dialed=args.dialed, language=args.lang, transcript=args.transcript,
+                                    record_to=args.record)
             print(f"call ended: {record['outcome']}" + (f" ({record['outcome_reason']})" if record["outcome_reason"] else ""))
             return 0
         result = call_from_file(line, renderer, speech, args.input, caller_id=args.caller_id, dialed=args.dialed,
-                                language=args.lang, sample_rate=args.rate)
+                                language=args.lang, sample_rate=args.rate, record_to=args.record)
         write_results(result, args.output, args.transcript)
         t = result.transcript
         print(f"{args.input}: {t['input_seconds']:.1f} s heard, call of {t['duration']:.1f} s: {t['outcome']}"
               + (f" ({t['outcome_reason']})" if t["outcome_reason"] else ""))
+        recording = t.get("recording")
+        if recording:
+            print(f"  recording: {recording['path'] or 'none'}"
+                  + (f" ({recording['error']})" if recording.get("error") else f" ({recording['seconds']:.1f} s)"))
         for entry in t["entries"]:
             if entry["kind"] in ("prompt", "key", "speech", "prompt_stopped", "action_result", "transfer", "hangup"):
                 shown = {k: v for k, v in entry.items() if k not in ("t", "kind", "text")}

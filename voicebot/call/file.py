@@ -32,8 +32,12 @@ class FileCallResult:
 
 def call_from_file(line: Line, renderer: PromptRenderer, speech: LineSpeech | None, path: str | Path, *,
                    caller_id: str | None = None, dialed: str | None = None, language: str | None = None,
-                   sample_rate: int = 8000, hold_on: float = 60.0) -> FileCallResult:
+                   sample_rate: int = 8000, hold_on: float = 60.0,
+                   record_to: str | Path | None = None) -> FileCallResult:
     """The call a recording of a caller makes (any format soundfile reads; channel 0).
+
+    ``record_to``: keep the call's two-channel recording there (secret steps silent), in
+    place of the one ``recording.folder`` would keep.
 
     The recording is read a second at a time and only as far as the call goes: three hours
     of silence end with the line's no-input escalation, after a minute or so, not with
@@ -50,7 +54,8 @@ def call_from_file(line: Line, renderer: PromptRenderer, speech: LineSpeech | No
 
         resampler = soxr.ResampleStream(info.samplerate, sample_rate, 1, dtype="float64")
     meta = CallMeta(transport="file", caller_id=caller_id, dialed=dialed)
-    session = CallSession(line, meta, renderer, speech, sample_rate, language=language, virtual=True)
+    session = CallSession(line, meta, renderer, speech, sample_rate, language=language, virtual=True,
+                          record_to=record_to)
     frame = session.frame_len
     out: list[np.ndarray] = []
     pending = np.zeros(0)
@@ -104,6 +109,7 @@ def call_from_file(line: Line, renderer: PromptRenderer, speech: LineSpeech | No
         "outcome_reason": record["outcome_reason"],
         "entries": [entry.as_dict() for entry in session.transcript],
         "inputs": record.get("inputs", []),
+        "recording": record.get("recording"),
     }
     bot = np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
     return FileCallResult(record, transcript, bot, sample_rate)

@@ -348,7 +348,7 @@ class HeadsetCall:
                  output_device: str | int | None = None, caller_id: str | None = None,
                  dialed: str | None = None, language: str | None = None, sample_rate: int = HEADSET_RATE,
                  keyboard: bool | None = None, out: TextIO | None = None, max_seconds: float | None = None,
-                 latency: str | float = "low") -> None:
+                 latency: str | float = "low", record_to: str | Path | None = None) -> None:
         if sample_rate not in LINE_RATES:
             raise ValueError(f"a headset call runs at {LINE_RATES} Hz, not {sample_rate}")
         self.line = line
@@ -362,7 +362,8 @@ class HeadsetCall:
         self.max_seconds = max_seconds
         self.latency = latency
         self.meta = CallMeta(transport="headset", caller_id=caller_id, dialed=dialed)
-        self.session = CallSession(line, self.meta, renderer, speech, sample_rate, language=language, virtual=False)
+        self.session = CallSession(line, self.meta, renderer, speech, sample_rate, language=language, virtual=False,
+                                   record_to=record_to)
         self.stats = HeadsetStats()
         self._heard: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
         self._hang_up = threading.Event()
@@ -579,6 +580,7 @@ class HeadsetCall:
             "duration": round(self.session.now, 3),
             "devices": asdict(self.stats),
             "entries": [entry.as_dict() for entry in self.session.transcript],
+            "recording": self.session.recording_note,
         }
 
 
@@ -609,7 +611,11 @@ def call_on_device(line: Line, renderer: PromptRenderer, speech: LineSpeech | No
                    **options: Any) -> dict[str, Any]:
     """``voicebot call --device``: a headset call from start to end, the conversation shown
     on ``out`` as it goes and, with ``transcript``, written there as JSON (also when a
-    device fails mid-call); the call record. :class:`HeadsetCall` lists the other options."""
+    device fails mid-call); the call record. :class:`HeadsetCall` lists the other options.
+    A ``recording.folder`` that cannot be written is a ConfigError before the call starts."""
+    from .recording import check_recording_folder
+
+    check_recording_folder(line.config)
     call = HeadsetCall(line, renderer, speech, device=device, out=out, **options)
     if out is not None:
         print("Headset call: speak, or type keys (0-9 * #) here; Ctrl-C or Ctrl-D hangs up.", file=out, flush=True)

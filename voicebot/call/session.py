@@ -10,6 +10,9 @@ frame, in order:
 3. Keys, speech, timers that ran out, finished prompts and finished actions become the
    engine's events; its commands are carried out: prompts rendered and played frame by
    frame, timers set, actions run, the call transferred or hung up.
+4. With ``recording.folder`` (or ``record_to``), the frame goes to the call's recording
+   with what the line knew of it: whether a secret step listened, which step each key
+   went to (``recording.py`` says how secrets are kept out of it).
 
 Time is the audio: frame N starts at N × 20 ms. A file call runs on it as fast as the CPU
 allows (``virtual=True``: actions run inline and the recogniser is waited for, so a
@@ -28,6 +31,7 @@ import queue
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -46,6 +50,7 @@ from ..dialog import (
     HangUp,
     Key,
     Listen,
+    Phase,
     PlayPrompt,
     PromptFinished,
     RunAction,
@@ -57,9 +62,11 @@ from ..dialog import (
     Transfer,
     TransferFailed,
 )
+from ..dtmf.detector import KeyTone
 from ..dtmf.mute import DtmfMuter
 from ..errors import EngineError
 from ..masking import MASK
+from .recording import CallRecording, Privacy, recording_path
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,7 @@ FRAME_SECONDS = 0.02
 LINE_RATES = (8000, 16000)  # where the DTMF detector works natively
 ACTION_WAIT = 30.0  # seconds a finishing call waits for its last backend action
 DUPLICATE_KEY_WINDOW = 0.5  # seconds: the same key reported by two sources is one press
+LISTENING_PHASES = (Phase.PLAYING, Phase.WAITING, Phase.AFTER_END)  # the engine takes input at the step that listens
 
 
 class PromptRenderer(Protocol):
@@ -97,7 +105,7 @@ class _Playing:
 class CallSession:
     def __init__(self, line: Line, meta: CallMeta, renderer: PromptRenderer, speech: LineSpeech | None,
                  sample_rate: int = 8000, *, language: str | None = None, virtual: bool = True,
-                 action_pool: Executor | None = None) -> None:
+                 action_pool: Executor | None = None, record_to: str | Path | None = None) -> None:
         if sample_rate not in LINE_RATES:
             raise ValueError(f"a call runs at {LINE_RATES} Hz (resample the device or file first), not {sample_rate}")
         self.line = line
@@ -135,6 +143,13 @@ class CallSession:
         # A transport that transfers calls itself (SIP REFER) sets this; it answers with
         # ``transfer_answered``. Without it, the desk's hand-off is the transfer.
         self.on_transfer: Callable[[Transfer, str], None] | None = None
+        # The call's recording: ``record_to`` (one call, e.g. `voicebot call --record`), else
+        # one file per call in ``recording.folder``, else none.
+        self._record_to = Path(record_to) if record_to is not None else None
+        self.recording: CallRecording | None = None
+        self.recording_note: dict[str, Any] | None = None  # for the record: path, seconds, error
+        self._secret_seen = False  # a secret step listened at some moment of this frame
+        self._secret_prompt = False  # this frame's prompt audio carries a secret (an SMS key read out)
 
     # ------------------------------------------------------------------ the transport's side
 
@@ -151,6 +166,7 @@ class CallSession:
         if not self.virtual:  # a live call can be cut off by the process's end: say it began
             self.line.begin_call(self.meta)
         self._note("call", caller_id=self.meta.caller_id, dialed=self.meta.dialed, rate=self.rate)
+        self._start_recording()
         speech_languages = self.speech.speech_languages() if self.speech else ()
         if self.engine.settings.speech_languages is None:
             # The engine tells a caller whose language has no model to use the keypad.
@@ -181,8 +197,12 @@ class CallSession:
             # Hostile or broken float audio (NaN, inf, far past full scale): heard as a line
             # that clips, never passed on to the detectors as values they cannot judge.
             samples = np.clip(np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+        before = self._privacy()
+        self._secret_seen = before is Privacy.SECRET
         muted, tones = self._muter.process(samples)
+        taken: list[tuple[KeyTone, Privacy]] = []
         for tone in tones:
+            taken.append((tone, self._privacy()))  # the step the key goes to
             self._key(tone.key, source="tone")
         while not self._keys_pressed.empty():
             key, source = self._keys_pressed.get()
@@ -192,7 +212,10 @@ class CallSession:
         self._hear(muted)
         self._collect_actions()
         self._run_timers()
-        return self._play_out(len(samples))
+        out = self._play_out(len(samples))
+        if self.recording is not None:
+            self._record(samples, muted, np.zeros_like(out) if self._secret_prompt else out, before, taken)
+        return out
 
     def note(self, kind: str, **detail: Any) -> None:
         """Something the transport saw, in the transcript at the current time (hold, resume)."""
@@ -209,6 +232,7 @@ class CallSession:
         """The call record (saved in the call log); ends the call first if it is still going."""
         if not self._finished:
             self.hang_up()
+        self._close_recording()
         for recognizer in self._recognizers.values():
             if recognizer is not None:
                 recognizer.close()
@@ -219,7 +243,69 @@ class CallSession:
             # sent), so the record says what they did. Never past ACTION_WAIT.
             wait(self._action_futures, timeout=ACTION_WAIT)
         self._collect_actions()
-        return self.line.finish_call(self.engine, self.meta, duration=self.now)
+        record = self.line.finish_call(self.engine, self.meta, duration=self.now)
+        if self.recording_note is not None:
+            # The record says a recording exists, and where (saved again: the line's record
+            # is built without it).
+            record["recording"] = self.recording_note
+            self.line.call_log.save(record)
+        return record
+
+    # ------------------------------------------------------------------ the recording
+
+    def _start_recording(self) -> None:
+        path = self._record_to or recording_path(self.line.config, self.meta.call_id)
+        if path is None:
+            return
+        try:
+            if self._record_to is None:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # (removed since start-up: made again)
+            self.recording = CallRecording.create(path, self.rate, self._muter.delay,
+                                                  exclusive=self._record_to is None)
+        except (OSError, RuntimeError) as exc:
+            # Never drop a caller for a disk: the call goes on, and the log and record say so.
+            reason = getattr(exc, "strerror", None) or str(exc)
+            log.warning("call %s: no recording: %s cannot be written (%s); the call goes on without one",
+                        self.meta.call_id, path, reason)
+            self.recording_note = {"path": None, "seconds": 0.0, "error": f"not recorded: {reason}"}
+            return
+        log.info("call %s: recording to %s", self.meta.call_id, path)
+
+    def _close_recording(self) -> None:
+        recording = self.recording
+        if recording is None:
+            return
+        self.recording = None
+        try:
+            tail, closing = self._muter.flush()
+            recording.close(tail, closing)
+        except Exception:  # a bug here must not lose the call's record
+            log.exception("call %s: closing the recording failed", self.meta.call_id)
+            recording.abandon()
+        self.recording_note = recording.summary()
+
+    def _record(self, caller: np.ndarray, muted: np.ndarray, line: np.ndarray, before: Privacy,
+                taken: list[tuple[KeyTone, Privacy]]) -> None:
+        recording = self.recording
+        assert recording is not None
+        try:
+            recording.add(caller, muted, line, before=before, after=self._privacy(), secret_seen=self._secret_seen,
+                          keys=taken)
+        except Exception:  # a bug in the recording must not end the call: it stops, the call goes on
+            log.exception("call %s: recording failed; the call goes on without the rest", self.meta.call_id)
+            self.recording = None
+            recording.abandon()
+            self.recording_note = {**recording.summary(), "error": "recording stopped by an internal error"}
+
+    def _privacy(self) -> Privacy:
+        """What the caller's audio is now: input to a secret step, to a step that is not, or
+        to none yet (a message, an action: keys typed there count at the next step)."""
+        listen = self._listening
+        if listen is not None and listen.secret:
+            return Privacy.SECRET
+        if listen is not None and listen.node == self.engine.node_name and self.engine.phase in LISTENING_PHASES:
+            return Privacy.CLEAR
+        return Privacy.PENDING
 
     # ------------------------------------------------------------------ input
 
@@ -347,6 +433,8 @@ class CallSession:
             self._finish()
 
     def _listen(self, listen: Listen) -> None:
+        if listen.secret:
+            self._secret_seen = True
         if self._listening is not None and self._listening.secret:
             # Whatever is still being said at a secret step (a PIN said while keyed) must
             # not come out, unmasked, at the next one.
@@ -437,6 +525,7 @@ class CallSession:
     def _play_out(self, amount: int) -> np.ndarray:
         out = np.zeros(amount, dtype=np.float32)
         playing = self._playing
+        self._secret_prompt = playing is not None and playing.play.has_secret
         if playing is None:
             return out
         chunk = playing.samples[playing.position:playing.position + amount]

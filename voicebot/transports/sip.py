@@ -256,6 +256,9 @@ class SipServer:
     # ------------------------------------------------------------------ start and stop
 
     async def start(self) -> None:
+        from ..call.recording import check_recording_folder
+
+        check_recording_folder(self.line.config)  # before any call is taken (a ConfigError says why)
         aiosipua, _, _ = _library()
         _silence_start_up_assertion()
         self._loop = asyncio.get_running_loop()
