@@ -100,6 +100,12 @@ def user_part(uri: str | None) -> str | None:
     return user
 
 
+def dialed_number(incoming: Any) -> str | None:
+    """The number the caller dialled: the Request-URI's user (where a trunk or a balancer puts
+    it, RFC 3261 §8.2.2.1), else the To header's (aiosipua's ``callee``)."""
+    return user_part(getattr(incoming.invite, "uri", None)) or user_part(incoming.callee)
+
+
 # ---------------------------------------------------------------------- the library's gaps
 
 
@@ -373,7 +379,7 @@ class SipServer:
             return
         if self.settings.users and not self._authenticated(incoming):
             return
-        dialed = user_part(incoming.callee)
+        dialed = dialed_number(incoming)
         if normalise_number(dialed or "") not in self.line.config.dialed_numbers:
             # A trunk offering a number this line does not serve (checked after access
             # control, so an unknown source cannot probe which numbers exist).
@@ -436,7 +442,7 @@ class SipServer:
         call.rtp._dtmf_receiver = _DtmfEvents(lambda key: self._key(call, key, "rfc4733"), aiortp)
         call.rtp.on_audio = lambda pcm, timestamp: self._heard(call, pcm)
         call.rtp.on_dtmf = lambda digit, duration: None  # (our receiver calls _key itself)
-        meta = CallMeta(transport="sip", caller_id=user_part(incoming.caller), dialed=user_part(incoming.callee))
+        meta = CallMeta(transport="sip", caller_id=user_part(incoming.caller), dialed=dialed_number(incoming))
         session = CallSession(self.line, meta, self.renderer, self.speech, call.rate, virtual=False,
                               action_pool=self._actions)
         session.on_transfer = lambda command, ticket: self._spawn(self._transfer(call, command, ticket))
@@ -513,6 +519,9 @@ class SipServer:
         the offer's order, always answers telephone-event as 101 and copies the offer's
         ptime: all fixed here.) Changes nothing on the call: see ``_apply``."""
         aiosipua, _, _ = _library()
+        problem = _unusable_media_address(offer)
+        if problem:
+            raise aiosipua.SdpNegotiationError(problem)
         dtmf_type = next((c.payload_type for c in offer.audio.codecs
                           if c.encoding_name.lower() == "telephone-event" and c.clock_rate == 8000), 101)
         for codec in codecs or self.settings.codecs:
@@ -888,3 +897,22 @@ class SipThread:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+
+
+def _unusable_media_address(offer: Any) -> str | None:
+    """Why the offer's audio address cannot be sent to, or None. The library takes any port
+    number and any host text: a port past 65535 (or 0, a refused stream) or a name in place of
+    an address would only fail later, inside the call's RTP session."""
+    if offer.audio is None:
+        return "no audio stream offered"
+    address = offer.rtp_address
+    if not address:
+        return "no audio address"
+    host, port = address
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return "the audio address is not an IP address"
+    if not isinstance(port, int) or not 0 < port < 65536:
+        return "the audio port is out of range"
+    return None
