@@ -1077,3 +1077,27 @@ def test_an_answer_in_time_cancels_the_step_timer(make_call: Callable[..., Call]
     commands = call.action_completes("mismatch")
     assert CancelTimer(step_timer) in commands  # type: ignore[arg-type]
     assert es.node("verify_mismatch") in commands
+
+
+# ---------------------------------------------------------------------- patience
+
+
+def test_each_no_input_gives_the_caller_longer_up_to_the_cap(make_call: Callable[..., Call], es: Prompts) -> None:
+    call = make_call(EngineSettings(patience_step=0.5, max_first_input=9.0, max_attempts=5))
+    call.start()
+    seen = []
+    for _ in range(4):
+        call.prompt_ends()
+        started = [c for c in call.commands if isinstance(c, StartTimer) and c.kind is TimerKind.NO_INPUT]
+        seen.append(started[-1].seconds)
+        call.timer_expires()
+    assert seen == [5.0, 7.5, 9.0, 9.0]
+
+
+def test_an_entry_left_incomplete_gives_longer_between_keys(make_call: Callable[..., Call]) -> None:
+    call = make_call(EngineSettings(patience_step=0.5, max_inter_digit=8.0))
+    at_operation_reference(call)
+    assert call.keys("1")[-1] == StartTimer(ANY, TimerKind.INTER_DIGIT, 3.0)
+    call.timer_expires()  # one key of a reference: incomplete
+    call.prompt_ends()
+    assert call.keys("1")[-1] == StartTimer(ANY, TimerKind.INTER_DIGIT, 4.5)

@@ -39,6 +39,12 @@ class Timeouts(_Section):
     long_entry_first_input: float = Field(
         8.0, gt=0, description="first-input timeout for entries of more than 4 digits (a document, a reference)"
     )
+    patience_step: float = Field(
+        0.5, ge=0, le=5,
+        description="after each no-input (or entry left incomplete) in a call, its timeouts grow by this share of their usual value",
+    )
+    max_first_input: float = Field(15.0, gt=0, le=120, description="the first-input timeout never grows past this")
+    max_inter_digit: float = Field(8.0, gt=0, le=60, description="the inter-digit timeout never grows past this")
     action: float = Field(
         15.0, gt=0, le=120,
         description="seconds a backend step may take; past it nothing of the step is kept and the caller is offered an agent",

@@ -120,6 +120,11 @@ class EngineSettings:
     # The step itself undoes its work past ``timeouts.action``; the engine waits a little
     # longer, so a step that just made it is not cut off on its way back.
     action_timeout: float | None = None
+    # A caller who lets a timer run out is given longer from then on: each no-input (or an
+    # entry left incomplete) adds ``patience_step`` × the usual time, up to the caps.
+    patience_step: float = 0.0
+    max_first_input: float = 15.0
+    max_inter_digit: float = 8.0
 
     @classmethod
     def from_config(cls, config: Config) -> "EngineSettings":
@@ -137,6 +142,9 @@ class EngineSettings:
             entry_points=dict(config.dialed_numbers),
             default_entry_point=config.default_entry_point,
             action_timeout=config.timeouts.action + ACTION_GRACE,
+            patience_step=config.timeouts.patience_step,
+            max_first_input=config.timeouts.max_first_input,
+            max_inter_digit=config.timeouts.max_inter_digit,
         )
 
 
@@ -196,6 +204,7 @@ class DialogEngine:
         self._barge_in = True
         self._timer_seq = 0
         self._timer: str | None = None
+        self._timeouts_run_out = 0  # no-inputs and incomplete entries in this call (see _patient)
         self._action_seq = 0
         self._action_id: str | None = None
         self._after_message: Callable[[], list[Command]] | None = None
@@ -494,8 +503,10 @@ class DialogEngine:
             if len(self._entry) >= node.min:
                 return self._finish_entry(node, "".join(self._entry), "key")
             self._record_input("key", self._masked(node, "".join(self._entry)) + " (incomplete)")
+            self._timeouts_run_out += 1
             return self._failure("no_match")
         self._record_input("timeout", "no input")
+        self._timeouts_run_out += 1
         return self._failure("no_input")
 
     def _on_action_completed(self, event: ActionCompleted) -> list[Command]:
@@ -676,14 +687,14 @@ class DialogEngine:
         if not key.value.isdigit():
             # A-D keys exist on few phones and mean nothing here; the entry stays timed.
             if self._entry:
-                return commands + [self._start_timer(TimerKind.INTER_DIGIT, self.settings.inter_digit_timeout)]
+                return commands + [self._start_timer(TimerKind.INTER_DIGIT, self._inter_digit_timeout())]
             return commands + [self._start_timer(TimerKind.NO_INPUT, self._first_input_timeout())]
         self._entry.append(key.value)
         self._entry_keyed = True
         if len(self._entry) >= node.max:
             self._absorb_pound = True
             return commands + self._finish_entry(node, "".join(self._entry), "key")
-        return commands + [self._start_timer(TimerKind.INTER_DIGIT, self.settings.inter_digit_timeout)]
+        return commands + [self._start_timer(TimerKind.INTER_DIGIT, self._inter_digit_timeout())]
 
     def _digits_speech(self, node: DigitsNode, text: str, confidence: float) -> list[Command]:
         understanding = self.interpreter.understand(text, self._language)
@@ -711,7 +722,7 @@ class DialogEngine:
             return commands + self._failure("secret_by_keys")
         if count < node.min and value.isdigit():
             self._entry, self._entry_keyed = list(value), True
-            return commands + [self._start_timer(TimerKind.INTER_DIGIT, self.settings.inter_digit_timeout)]
+            return commands + [self._start_timer(TimerKind.INTER_DIGIT, self._inter_digit_timeout())]
         # (A spoken NIE or passport carries letters: its own parser judges its length.)
         wrong_count = value.isdigit() and count > node.max
         if node.mask is Mask.FULL:
@@ -976,10 +987,21 @@ class DialogEngine:
     def _first_input_timeout(self) -> float:
         node = self.menu.nodes[self.node_name]
         if isinstance(node, (MenuNode, DigitsNode)) and node.timeout:
-            return node.timeout
-        if isinstance(node, DigitsNode) and node.max > 4:
-            return self.settings.long_entry_first_input
-        return self.settings.first_input_timeout
+            base = node.timeout
+        elif isinstance(node, DigitsNode) and node.max > 4:
+            base = self.settings.long_entry_first_input
+        else:
+            base = self.settings.first_input_timeout
+        return self._patient(base, self.settings.max_first_input)
+
+    def _inter_digit_timeout(self) -> float:
+        return self._patient(self.settings.inter_digit_timeout, self.settings.max_inter_digit)
+
+    def _patient(self, base: float, cap: float) -> float:
+        """``base``, longer for a caller who has let timers run out in this call (never past
+        ``cap``, and never shorter than ``base``: a menu may ask for more than the cap)."""
+        grown = base * (1 + self.settings.patience_step * self._timeouts_run_out)
+        return max(base, min(grown, cap))
 
     def _set_language(self, language: str) -> None:
         if language in self.settings.languages:
