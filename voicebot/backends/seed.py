@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -32,6 +33,11 @@ from .sqlite import SqliteBank, parse_hash
 
 DEMO_SEED = Path(__file__).resolve().parent.parent / "data" / "demo_bank.yaml"
 
+# The embedded bank is a demo stand-in: every PIN is hashed (tens of ms each) on the way in.
+MAX_CUSTOMERS = 10_000
+# scrypt n*r*p of a given pin_hash: what this module's own hash reaches at its highest n.
+MAX_HASH_COST = 2**23
+
 _QUOTE_HINT = 'write it in quotes (e.g. "0123"): unquoted, YAML reads digits as a number and drops leading zeros'
 
 
@@ -40,6 +46,26 @@ def _text_not_number(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         raise ValueError(_QUOTE_HINT)
     return value
+
+
+def _text(max_length: int, what: str) -> Callable[[Any], str]:
+    """Text printed to people (a name, an operation): no control or invisible characters."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"{what} must be text")
+        if not value.strip():
+            raise ValueError(f"{what} is empty")
+        if len(value) > max_length:
+            raise ValueError(f"{what} is longer than {max_length} characters")
+        hidden = yamlfile.hidden_character(value)
+        if hidden is not None:
+            raise ValueError(
+                f"{what} contains the control or invisible character U+{ord(hidden):04X}; write only what is printed"
+            )
+        return value
+
+    return check
 
 
 def _digits(length: int, what: str) -> Callable[[Any], str]:
@@ -74,7 +100,12 @@ class SeedDocument(_SeedModel):
     @field_validator("number", mode="before")
     @classmethod
     def _not_number(cls, value: Any) -> Any:
-        return _text_not_number(value)
+        value = _text_not_number(value)
+        # str.isdigit() takes "١٢٣٤٥٦٧٨" (Arabic-Indic) and int() reads it: the check would
+        # pass, and a caller keying 12345678 would never match the stored number.
+        if isinstance(value, str) and not re.fullmatch(r"[A-Za-z0-9 -]{1,20}", value):
+            raise ValueError("a document number is 8 digits and letters A-Z, e.g. 12345678Z or X1234567L")
+        return value
 
     @field_validator("number")
     @classmethod
@@ -97,7 +128,14 @@ class SeedCard(_SeedModel):
     @classmethod
     def _well_formed(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_hash(value)
+            n, r, p, salt, digest = parse_hash(value)
+            # Every wrong or right PIN on this card runs scrypt with these: a seed must not
+            # make one check take gigabytes of memory or minutes of a line's thread.
+            if n * r * p > MAX_HASH_COST or len(salt) > 64 or len(digest) > 64:
+                raise ValueError(
+                    f"scrypt cost too high (n*r*p at most {MAX_HASH_COST}, salt and hash at most 64 bytes): "
+                    "a PIN check would take too long"
+                )
         return value
 
     @model_validator(mode="after")
@@ -107,7 +145,7 @@ class SeedCard(_SeedModel):
         return self
 
 
-_USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+_USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 
 class SeedUsers(_SeedModel):
@@ -119,7 +157,8 @@ class SeedUsers(_SeedModel):
     @field_validator("ebanking", "phone")
     @classmethod
     def _username(cls, value: str | None) -> str | None:
-        if value is not None and not _USERNAME.match(value):
+        # fullmatch: `$` in match() also allows a newline at the end.
+        if value is not None and not (isinstance(value, str) and _USERNAME.fullmatch(value)):
             raise ValueError("a username is 1-64 letters, digits or . _ @ -")
         return value
 
@@ -130,8 +169,10 @@ class SeedUsers(_SeedModel):
 
 class SeedOperation(_SeedModel):
     reference: str = Field(description="digits only, as e-banking shows it")
-    description: str = Field(min_length=1)
-    amount: str = Field(min_length=1, description='as the bank shows it, e.g. "250.00 EUR"')
+    description: Annotated[str, PlainValidator(_text(200, "a description"))]
+    amount: Annotated[str, PlainValidator(_text(40, "an amount"))] = Field(
+        description='as the bank shows it, e.g. "250.00 EUR"'
+    )
 
     @field_validator("reference", mode="before")
     @classmethod
@@ -150,7 +191,7 @@ def _phone(value: Any) -> str:
     value = _text_not_number(value)
     if not isinstance(value, str):
         raise ValueError("a phone number must be a string")
-    if not re.fullmatch(r"\+?[\d \-().]+", value) or not 9 <= len(normalise_number(value)) <= 15:
+    if not re.fullmatch(r"\+?[0-9 \-().]+", value) or not 9 <= len(normalise_number(value)) <= 15:
         raise ValueError('a phone number is 9-15 digits, optionally with + and the country code, e.g. "+34600000001"')
     return value.strip()
 
@@ -158,29 +199,37 @@ def _phone(value: Any) -> str:
 Phone = Annotated[str, PlainValidator(_phone)]
 
 
+# No spaces, quotes, brackets, commas or semicolons: an address goes into mail headers.
+_EMAIL_PART = r'[^@\s<>()\[\],;:"\\]+'
+_EMAIL = re.compile(rf"{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}")
+
+
+def _email(value: Any) -> str:
+    value = _text(254, "an e-mail address")(value)
+    if not _EMAIL.fullmatch(value):
+        raise ValueError("not an e-mail address")
+    return value
+
+
 class SeedCustomer(_SeedModel):
-    id: str = Field(pattern=r"^\S{1,32}$", description="the bank's customer id, e.g. C001")
-    name: str = Field(min_length=1)
+    # Printable ASCII: the id is typed at `voicebot bank unlock-card` and printed in records.
+    id: str = Field(pattern=r"^[!-~]{1,32}$", description="the bank's customer id, e.g. C001")
+    name: Annotated[str, PlainValidator(_text(200, "a name"))]
     document: SeedDocument
     language: Literal["es", "en"]
-    email: str | None = None
+    email: Annotated[str, PlainValidator(_email)] | None = None
     mobile: Phone | None = None
-    phones: list[Phone] = Field(default_factory=list, description="registered numbers (caller ID)")
-    cards: list[SeedCard] = Field(default_factory=list)
+    phones: list[Phone] = Field(default_factory=list, max_length=20, description="registered numbers (caller ID)")
+    cards: list[SeedCard] = Field(default_factory=list, max_length=20)
     users: SeedUsers = SeedUsers()
     signature_blocked: bool = False
-    blocked_operations: list[SeedOperation] = Field(default_factory=list)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-            raise ValueError("not an e-mail address")
-        return value
+    blocked_operations: list[SeedOperation] = Field(default_factory=list, max_length=100)
 
 
 class BankSeed(_SeedModel):
-    customers: list[SeedCustomer]
+    customers: list[SeedCustomer] = Field(max_length=MAX_CUSTOMERS)
+    # Where each value came from, for a conflict only the database shows (see seed_bank).
+    _located: yamlfile.Located | None = PrivateAttr(None)
 
 
 def load_seed(path: str | Path) -> BankSeed:
@@ -189,7 +238,8 @@ def load_seed(path: str | Path) -> BankSeed:
     seed = yamlfile.validate(located, BankSeed, "a seed is a mapping with a 'customers' list")
     problems = _cross_check(seed, located)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(yamlfile.capped(problems))
+    seed._located = located
     return seed
 
 
@@ -230,9 +280,14 @@ def seed_bank(bank: SqliteBank, seed: BankSeed) -> int:
     pin_hashes = {
         (customer.id, card.last4): _pin_hash(bank, card) for customer in seed.customers for card in customer.cards
     }
+    # One transaction: a seed refused halfway leaves the database as it was.
     with bank.db.transaction() as conn:
-        for customer in seed.customers:
-            _refuse_taken(conn, customer)
+        for index, customer in enumerate(seed.customers):
+            taken = _taken(conn, customer)
+            if taken is not None:
+                path, problem = taken
+                where = seed._located.where(("customers", index) + path) if seed._located else f"customer {customer.id}"
+                raise ConfigError(f"{where}: {problem}")
             # Cascades to phones, cards, users, signature, operations and codes: a clean slate.
             conn.execute("DELETE FROM customers WHERE id = ?", (customer.id,))
             conn.execute(
@@ -278,22 +333,24 @@ def _pin_hash(bank: SqliteBank, card: SeedCard) -> str:
     return bank.hash_secret(card.pin.reveal())
 
 
-def _refuse_taken(conn: sqlite3.Connection, customer: SeedCustomer) -> None:
-    """A document or username that already belongs to another customer in the database."""
+def _taken(conn: sqlite3.Connection, customer: SeedCustomer) -> tuple[tuple[str, ...], str] | None:
+    """A document or username that already belongs to another customer in the database:
+    where it is in the customer's entry, and what is wrong."""
     owner = conn.execute(
         "SELECT id FROM customers WHERE document_number = ? AND id <> ?", (customer.document.number, customer.id)
     ).fetchone()
     if owner is not None:
-        raise ConfigError(
+        return ("document", "number"), (
             f"customer {customer.id}: document {customer.document.document().masked()} "
             f"already belongs to customer {owner['id']} in the database"
         )
-    for name in customer.users.by_channel().values():
+    for channel, name in customer.users.by_channel().items():
         owner = conn.execute(
             "SELECT customer_id FROM online_users WHERE username = ? AND customer_id <> ?", (name, customer.id)
         ).fetchone()
         if owner is not None:
-            raise ConfigError(
+            return ("users", str(channel)), (
                 f"customer {customer.id}: username {name!r} already belongs to customer"
                 f" {owner['customer_id']} in the database"
             )
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from string import Formatter
@@ -16,10 +17,22 @@ from .model import (
     MessageNode,
     Next,
     Route,
+    Texts,
     language_spans,
 )
 
 PathKey = tuple[str | int, ...]
+
+# The menu names no other file: every prompt is text in this file (the audio is rendered
+# from it), so there is no path to escape the menu's folder with; unknown keys such as
+# `include:` or `prompt_file:` are refused by the model (extra="forbid").
+
+# Node and entry-point names appear in call records, logs and prompt ids.
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# A field in a prompt is a slot's name, looked up in a dict by the engine: no attribute
+# or index access (`{slot.__dict__}`, `{0[x]}`), no conversions (`{x!r}`).
+_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+MAX_TEXT = 1000  # characters of one prompt: more than a minute of speech
 
 
 def load_menu(path: str | Path, known_actions: Iterable[str] | None = None) -> Menu:
@@ -76,12 +89,20 @@ def _check(menu: Menu, known_actions: Iterable[str] | None) -> Iterator[tuple[Pa
         for sub, target in successors(menu, name):
             if target not in menu.nodes:
                 yield ("nodes", name) + sub, f"unknown node {target!r}"
+    for entry in menu.entry_points:
+        if not _NAME.fullmatch(entry):
+            yield ("entry_points", entry), "an entry point's name is 1-64 letters, digits, _ . -"
+    for name in menu.nodes:
+        if not _NAME.fullmatch(name):
+            yield ("nodes", name), "a node's name is 1-64 letters, digits, _ . -"
     yield from _check_texts(menu, langs)
+    yield from _check_templates(menu)
     yield from _check_nodes(menu, known_actions)
     reachable = _reachable(menu)
     for name in menu.nodes:
         if name not in reachable:
             yield ("nodes", name), f"node {name!r} cannot be reached from any entry point"
+    yield from _check_loops(menu)
 
 
 def _check_texts(menu: Menu, langs: list[str]) -> Iterator[tuple[PathKey, str]]:
@@ -144,10 +165,93 @@ def _check_nodes(menu: Menu, known_actions: Iterable[str] | None) -> Iterator[tu
                 yield base + ("counter",), f"unknown counter {node.counter!r} (declare it under `counters`)"
             if node.counter and not node.exceeded:
                 yield base + ("exceeded",), "a node with a counter needs `exceeded`"
-        for lang, text in node.prompt.items():
-            for _, field, spec, _ in Formatter().parse(text):
-                if field is not None and spec not in ("", "digits"):
-                    yield base + ("prompt", lang), f"unknown format ':{spec}' (only ':digits')"
+
+
+def _spoken_texts(menu: Menu) -> Iterator[tuple[PathKey, Texts]]:
+    """Every group of texts the engine renders, with its path."""
+    for key, texts in menu.texts.items():
+        yield ("texts", key), texts
+    for name, node in menu.nodes.items():
+        for field in ("prompt", "reprompt", "help", "invalid"):
+            spoken: Texts | None = getattr(node, field, None)
+            if spoken:
+                yield ("nodes", name, field), spoken
+
+
+def _check_templates(menu: Menu) -> Iterator[tuple[PathKey, str]]:
+    for path, texts in _spoken_texts(menu):
+        for lang, text in texts.items():
+            for problem in _template_problems(text):
+                yield path + (lang,), problem
+
+
+def _template_problems(text: str) -> Iterator[str]:
+    if len(text) > MAX_TEXT:
+        yield f"a text of {len(text):,} characters (at most {MAX_TEXT:,})"
+        return
+    hidden = yamlfile.hidden_character(text, allowed="\n\t")
+    if hidden is not None:
+        yield f"the control or invisible character U+{ord(hidden):04X} (write only what is said)"
+    try:
+        fields = [(field, spec, conversion) for _, field, spec, conversion in Formatter().parse(text)
+                  if field is not None]
+    except ValueError as exc:  # "Single '}' encountered…": the engine would fail mid-call
+        yield f"{exc} (write {{{{ and }}}} for a brace that is said)"
+        return
+    for field, spec, conversion in fields:
+        if not _FIELD.fullmatch(field):
+            yield f"{{{field}}}: a field is a slot's name (letters, digits, _), e.g. {{document_number}}"
+        elif conversion is not None:
+            yield f"{{{field}!{conversion}}}: no conversions (only {{{field}}} or {{{field}:digits}})"
+        elif spec not in ("", "digits"):
+            yield f"unknown format ':{spec}' (only ':digits')"
+
+
+def _automatic_successors(menu: Menu, name: str) -> Iterator[str]:
+    """The nodes ``name`` goes on to without the caller doing anything (no menu, no entry)."""
+    node = menu.nodes[name]
+    if isinstance(node, ActionNode):
+        for route in node.results.values():
+            yield from (target for _, target in next_targets(route.next))
+    elif isinstance(node, MessageNode):
+        if not node.counter:  # with a counter, `next` is taken at most its limit of times
+            yield from (target for _, target in next_targets(node.next))
+        if node.exceeded:
+            yield node.exceeded
+
+
+def _check_loops(menu: Menu) -> Iterator[tuple[PathKey, str]]:
+    """A loop of actions and messages never waits for the caller: the call would go round
+    for ever (re-running a backend step, re-sending an SMS) or, through `exceeded`, recurse
+    until the engine's stack overflows. Each loop is reported once, at its first node."""
+    done: set[str] = set()
+    for start in menu.nodes:
+        if start in done:
+            continue
+        # Iterative depth-first search: a menu of thousands of nodes needs no deep stack.
+        on_path: dict[str, int] = {start: 0}
+        path = [start]
+        stack = [iter(list(_automatic_successors(menu, start)))]
+        while stack:
+            target = next(stack[-1], None)
+            if target is None:
+                stack.pop()
+                finished = path.pop()
+                del on_path[finished]
+                done.add(finished)
+                continue
+            if target not in menu.nodes or target in done:
+                continue
+            if target in on_path:
+                loop = path[on_path[target]:] + [target]
+                yield ("nodes", target), (
+                    f"the loop {' -> '.join(loop)} never waits for the caller: put a menu or a digits entry "
+                    "in it, or a message with a counter"
+                )
+                continue
+            on_path[target] = len(path)
+            path.append(target)
+            stack.append(iter(list(_automatic_successors(menu, target))))
 
 
 def _reachable(menu: Menu) -> set[str]:

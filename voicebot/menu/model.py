@@ -109,20 +109,20 @@ class MenuNode(_Prompted):
     help: Texts = Field(default_factory=dict)
     options: list[Option] = Field(min_length=1)
     any_language: bool = Field(False, description="options may be said in any language (the language choice)")
-    timeout: float | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0, le=600)
 
 
 class DigitsNode(_Prompted):
     type: Literal["digits"]
     slot: str
-    min: int = Field(ge=1)
-    max: int = Field(ge=1)
+    min: int = Field(ge=1, le=64)
+    max: int = Field(ge=1, le=64)
     mask: Mask = Mask.NONE
     validate_as: Literal["dni", "nie", "document"] | None = None
     reprompt: Texts = Field(default_factory=dict)
     help: Texts = Field(default_factory=dict)
     invalid: Texts = Field(default_factory=dict, description="said when the entry fails validation")
-    timeout: float | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0, le=600)
     next: Next
 
 
@@ -172,10 +172,12 @@ class UniversalSpec(_Model):
 
 class Menu(_Model):
     version: Literal[1]
-    languages: list[str] = Field(min_length=1)
+    languages: list[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]] = Field(min_length=1)
     entry_points: dict[str, str] = Field(min_length=1)
     universal: dict[UniversalCommand, UniversalSpec] = Field(default_factory=dict)
-    counters: dict[str, int] = Field(default_factory=dict, description="default limits of node counters")
+    counters: dict[str, Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=dict, description="default limits of node counters"
+    )
     texts: dict[str, Texts] = Field(default_factory=dict, description="shared prompts (no-match, goodbye…)")
     nodes: dict[str, Node]
 
