@@ -61,3 +61,10 @@ def test_sql_text_in_a_caller_id_is_just_an_unknown_number(caller: Caller) -> No
     result = caller.call(["1", "2"], caller_id="'; DELETE FROM phones; --")
     assert result.outcome == "transferred"  # operation unlock needs a registered phone: an agent
     assert bank_rows(caller) == before
+
+
+def test_a_document_in_other_decimal_digits_is_the_same_document() -> None:
+    from voicebot.documents import Document
+
+    assert Document.parse("dni", "１２３４５６７８") == Document.parse("dni", "١٢٣٤٥٦٧٨Z") == Document.parse("dni", "12345678")
+    assert Document.parse("dni", "12345678").number.isascii()

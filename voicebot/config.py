@@ -34,10 +34,10 @@ class _Section(BaseModel):
 
 
 class Timeouts(_Section):
-    first_input: float = Field(5.0, gt=0, description="seconds of silence after a prompt before a no-input")
-    inter_digit: float = Field(3.0, gt=0, description="seconds allowed between two keys of one entry")
+    first_input: float = Field(5.0, gt=0, le=120, description="seconds of silence after a prompt before a no-input")
+    inter_digit: float = Field(3.0, gt=0, le=60, description="seconds allowed between two keys of one entry")
     long_entry_first_input: float = Field(
-        8.0, gt=0, description="first-input timeout for entries of more than 4 digits (a document, a reference)"
+        8.0, gt=0, le=120, description="first-input timeout for entries of more than 4 digits (a document, a reference)"
     )
     patience_step: float = Field(
         0.5, ge=0, le=5,
@@ -203,7 +203,7 @@ class Logging(_Section):
 
 
 class Security(_Section):
-    scrypt_n: int = Field(2**14, ge=2**10, description="scrypt cost for PIN and password hashes (power of two)")
+    scrypt_n: int = Field(2**14, ge=2**10, le=2**20, description="scrypt cost for PIN and password hashes (power of two)")
 
     @field_validator("scrypt_n")
     @classmethod
@@ -221,6 +221,10 @@ class Tts(_Section):
         description="language -> pyttsx3/eSpeak NG voice id (`voicebot prompts voices` lists them)",
     )
     rate_wpm: int = Field(160, ge=80, le=450, description="speech rate of the prompts, words per minute")
+    slower_step: float = Field(
+        0.8, ge=0.5, lt=1, description='"more slowly" (or its key) multiplies the speech rate by this for the rest of the call'
+    )
+    slowest: float = Field(0.6, ge=0.5, le=1, description="the speech rate never goes below this share of rate_wpm")
     digits_rate_wpm: int = Field(
         140, ge=80, le=450, description="speech rate of digits read out (a key, a phone number): slower")
     level_dbfs: float = Field(-20.0, ge=-40, le=-6, description="active speech level of every clip, dBFS")

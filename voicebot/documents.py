@@ -5,6 +5,8 @@ Pure functions, used by the dialog engine to validate an entry and by the banks 
 
 from __future__ import annotations
 
+import unicodedata
+
 import enum
 from dataclasses import dataclass
 
@@ -34,7 +36,10 @@ class Document:
         NIE: X/Y/Z (or its key 0/1/2) then 7 digits, optional control letter (checked).
         """
         type = DocumentType(type)
-        text = "".join(text.split()).upper().replace("-", "")
+        # Any decimal digit (fullwidth, Arabic-Indic…) counts as its ASCII digit: the bank
+        # stores ASCII, and "１２" typed on a phone's keyboard means 12.
+        text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in "".join(text.split()))
+        text = text.upper().replace("-", "")
         if type is DocumentType.NIE:
             if text[:1] in NIE_PREFIX_DIGIT:
                 text = NIE_PREFIX_DIGIT[text[0]] + text[1:]

@@ -317,6 +317,7 @@ _SALT_BYTES = 16
 _HASH_BYTES = 32
 # Bounds on what a stored hash may ask for, so a bad seed cannot make a check eat the machine.
 _MAX_SCRYPT_N = 2**20
+_MAX_SCRYPT_COST = 2**23  # n*r*p: 2**20 at r=8 (the seed loader's bound too); ~1 GiB of memory at most
 
 
 def hash_secret(clear: str, scrypt_n: int, r: int = _SCRYPT_R, p: int = _SCRYPT_P) -> str:
@@ -345,8 +346,11 @@ def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
         raise ValueError("scrypt hash has non-numeric parameters or bad base64") from None
     if not (2 <= n <= _MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
         raise ValueError(f"scrypt parameters out of range (n a power of two up to {_MAX_SCRYPT_N}, r<=32, p<=16)")
-    if len(salt) < 8 or len(digest) < 16:
-        raise ValueError("scrypt hash has too short a salt or digest")
+    if n * r * p > _MAX_SCRYPT_COST:
+        # Every check of this hash runs scrypt with these: it must not take gigabytes or minutes.
+        raise ValueError(f"scrypt cost too high (n*r*p at most {_MAX_SCRYPT_COST}): a check would stall the line")
+    if not (8 <= len(salt) <= 64 and 16 <= len(digest) <= 64):
+        raise ValueError("scrypt hash has a salt or digest of an odd length (8-64 and 16-64 bytes)")
     return n, r, p, salt, digest
 
 
