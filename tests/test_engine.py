@@ -54,7 +54,7 @@ SUPPORT_LINE = "901 511 000"  # as a caller would read it off the leaflet
 CALLER = "+34600000001"
 DNI = "12345678"  # its control letter is Z
 CARD, PIN = "9753", "8642"  # distinctive: found nowhere else in a call
-UNIVERSAL_KEYS = ("*", "#", "0")  # repeat, back, agent
+UNIVERSAL_KEYS = ("*", "#", "0", "7")  # repeat, back, agent, more slowly
 DIGIT_KEYS = tuple("0123456789*#")
 AGENT_PHONE_WORDS = "9 5 0, 2 1 0, 1 9 1"  # EngineSettings().agent_phone, read as digits
 
@@ -483,7 +483,7 @@ def test_no_match_replays_the_short_prompt_after_saying_so(call: Call, es: Promp
     call.start(language="es")
     call.prompt_ends()
     timer = call.timer
-    assert call.keys("7") == [CancelTimer(timer), es.reprompt("main", after="no_match"),  # type: ignore[arg-type]
+    assert call.keys("5") == [CancelTimer(timer), es.reprompt("main", after="no_match"),  # type: ignore[arg-type]
                               choice("main", "123")]
 
 
@@ -511,7 +511,7 @@ def test_no_input_and_no_match_count_together(call: Call, es: Prompts) -> None:
     assert call.say("patata frita")[1] == es.reprompt("main", after="no_match")
     call.prompt_ends()
     timer = call.timer
-    assert call.keys("7") == [CancelTimer(timer), es.agent()]  # type: ignore[arg-type]
+    assert call.keys("5") == [CancelTimer(timer), es.agent()]  # type: ignore[arg-type]
     assert call.prompt_ends() == [StopListening(), Transfer("no_match", ANY)]
     assert call.engine.record.outcome_reason == "no_match"
 
@@ -845,7 +845,7 @@ def test_the_sms_key_is_forgotten_when_the_call_ends(call: Call) -> None:
 
 
 DOUBTFUL = 0.6  # above the no-match floor (0.5), below the read-back threshold (0.8)
-CONFIRM_KEYS = ("1", "2", "*", "#", "0")
+CONFIRM_KEYS = ("1", "2", *UNIVERSAL_KEYS)
 
 
 def played(commands: list) -> list[PlayPrompt]:
@@ -1101,3 +1101,35 @@ def test_an_entry_left_incomplete_gives_longer_between_keys(make_call: Callable[
     call.timer_expires()  # one key of a reference: incomplete
     call.prompt_ends()
     assert call.keys("1")[-1] == StartTimer(ANY, TimerKind.INTER_DIGIT, 4.5)
+
+
+# ---------------------------------------------------------------------- more slowly, more time
+
+
+def test_more_slowly_by_key_or_voice_slows_every_later_prompt_down_to_the_floor(call: Call, es: Prompts) -> None:
+    call.start(language="es")
+    call.prompt_ends()
+    replay = call.keys("7")
+    plays = [c for c in replay if isinstance(c, PlayPrompt)]
+    assert plays[-1].rate == pytest.approx(0.8) and plays[-1].prompt_id == "main.prompt"
+    assert plays[-1].text.startswith(es.text("slower"))
+    call.prompt_ends()
+    call.say("más despacio")
+    call.prompt_ends()
+    call.say("más despacio por favor")
+    call.prompt_ends()
+    later = call.keys("1")
+    assert [c.rate for c in later if isinstance(c, PlayPrompt)] == [pytest.approx(0.6)]  # 0.8 × 0.8, then the floor
+
+
+def test_one_moment_gives_a_long_wait_once_without_counting_a_failure(call: Call, es: Prompts) -> None:
+    call.start(language="es")
+    call.prompt_ends()
+    said = call.say("un momento por favor")
+    assert [c.text for c in said if isinstance(c, PlayPrompt)] == [es.text("more_time")]
+    assert call.prompt_ends() == [StartTimer(ANY, TimerKind.NO_INPUT, 30.0)]
+    call.timer_expires()  # still nothing: an ordinary no-input now
+    call.prompt_ends()
+    assert call.commands[-1] == StartTimer(ANY, TimerKind.NO_INPUT, 5.0)
+    assert call.keys("1")  # and the caller goes on
+    assert call.engine.node_name != "main"

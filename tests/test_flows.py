@@ -129,8 +129,8 @@ SCRIPTS: dict[str, dict[tuple[str, str], list[str]]] = {
         ("en", "phrases"): ["", "", ""],
     },
     "no_match": {
-        ("es", "keys"): ["7", "8", "9"],
-        ("en", "keys"): ["7", "8", "9"],
+        ("es", "keys"): ["5", "8", "9"],
+        ("en", "keys"): ["5", "8", "9"],
         ("es", "phrases"): ["una pizza", "el tiempo", "nada"],
         ("en", "phrases"): ["a pizza", "the weather", "nothing"],
     },
@@ -331,13 +331,13 @@ def test_no_input_three_times_goes_to_an_agent(caller: Caller) -> None:
 
 
 def test_invalid_option_re_prompts_then_works(caller: Caller) -> None:
-    result = caller.call(["1", "7", "1", "1", "3"])
+    result = caller.call(["1", "5", "1", "1", "3"])
     assert result.reason == "document_type_not_supported"
     assert "Perdone, no le he entendido. Usuario, 1. Operación, 2. Otras gestiones, 3." in result.prompts()
 
 
 def test_invalid_option_three_times_goes_to_an_agent(caller: Caller) -> None:
-    result = caller.call(["1", "7", "8", "quiero una pizza"])
+    result = caller.call(["1", "5", "8", "quiero una pizza"])
     assert (result.outcome, result.reason) == ("transferred", "no_match")
 
 

@@ -521,3 +521,14 @@ def _records_of(name: str) -> Iterator[list[logging.LogRecord]]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def test_a_slower_prompt_is_said_at_fewer_words_per_minute_with_longer_pauses(built: Path) -> None:
+    renderer = renderer_on(built)
+    segments = (Text("x", "Teclee los 4 últimos dígitos de su tarjeta."), SpokenDigits("4567"))
+    usual = renderer.render(PlayPrompt(1, "x", "es", segments), 8000)
+    slower = renderer.render(PlayPrompt(2, "x", "es", segments, rate=0.8), 8000)
+    assert len(slower) > 1.15 * len(usual)  # words and pauses both stretch
+    assert max(gaps(slower, 8000)) > max(gaps(usual, 8000))
+    slow_digit = renderer.digit_clip("4", "es", 8000, rate=0.8)
+    assert len(slow_digit) > len(renderer.digit_clip("4", "es", 8000))  # digits at 0.8 × digits_rate_wpm

@@ -45,6 +45,7 @@ class Timeouts(_Section):
     )
     max_first_input: float = Field(15.0, gt=0, le=120, description="the first-input timeout never grows past this")
     max_inter_digit: float = Field(8.0, gt=0, le=60, description="the inter-digit timeout never grows past this")
+    more_time: float = Field(30.0, gt=0, le=300, description='seconds the line waits after the caller says "one moment"')
     action: float = Field(
         15.0, gt=0, le=120,
         description="seconds a backend step may take; past it nothing of the step is kept and the caller is offered an agent",

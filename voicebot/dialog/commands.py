@@ -45,6 +45,7 @@ class PlayPrompt:
     language: str
     segments: tuple[Segment, ...]
     barge_in: bool = True  # may speech interrupt it (a key always may)
+    rate: float = 1.0  # of the line's speech rate: below 1 once the caller asked for slower speech
 
     @property
     def text(self) -> str:

@@ -125,6 +125,11 @@ class EngineSettings:
     patience_step: float = 0.0
     max_first_input: float = 15.0
     max_inter_digit: float = 8.0
+    # "More slowly": the speech rate is multiplied by this for the rest of the call, each time
+    # the caller asks, down to ``slowest`` (of the usual rate).
+    slower_step: float = 0.8
+    slowest: float = 0.6
+    more_time: float = 30.0  # seconds the line waits after "one moment"
 
     @classmethod
     def from_config(cls, config: Config) -> "EngineSettings":
@@ -145,6 +150,9 @@ class EngineSettings:
             patience_step=config.timeouts.patience_step,
             max_first_input=config.timeouts.max_first_input,
             max_inter_digit=config.timeouts.max_inter_digit,
+            slower_step=config.tts.slower_step,
+            slowest=config.tts.slowest,
+            more_time=config.timeouts.more_time,
         )
 
 
@@ -205,6 +213,8 @@ class DialogEngine:
         self._timer_seq = 0
         self._timer: str | None = None
         self._timeouts_run_out = 0  # no-inputs and incomplete entries in this call (see _patient)
+        self._rate = 1.0  # of the line's speech rate, for the rest of the call ("more slowly")
+        self._more_time = False  # the caller asked for a moment: the next wait is settings.more_time
         self._action_seq = 0
         self._action_id: str | None = None
         self._after_message: Callable[[], list[Command]] | None = None
@@ -866,6 +876,17 @@ class DialogEngine:
             return self._start_input(node, prefix=self._render(self.menu.texts["at_start"], "texts.at_start"))
         if command is UniversalCommand.AGENT:
             return self._agent("caller_request")
+        if command is UniversalCommand.SLOWER:
+            self._rate = max(self.settings.slowest, self._rate * self.settings.slower_step)
+            return self._start_input(node, prefix=self._render(self.menu.texts["slower"], "texts.slower"))
+        if command is UniversalCommand.MORE_TIME:
+            # Said briefly, then a long wait; the prompt is not read again (the caller heard it).
+            self._more_time = True
+            self._barge_in = node.barge_in
+            play = self._play("texts.more_time", self._render(self.menu.texts["more_time"], "texts.more_time"),
+                              node.barge_in)
+            self.phase = Phase.PLAYING
+            return [play, self._listen_command(node)]
         if command is UniversalCommand.GOODBYE:
             self._set_outcome(Outcome.CALLER_HUNG_UP, "goodbye")
             self.phase = Phase.MESSAGE
@@ -963,7 +984,7 @@ class DialogEngine:
     def _play(self, prompt_id: str, segments: list[Segment], barge_in: bool) -> PlayPrompt:
         self._play_id += 1
         self._playing = self._play_id
-        return PlayPrompt(self._play_id, prompt_id, self._language, tuple(segments), barge_in)
+        return PlayPrompt(self._play_id, prompt_id, self._language, tuple(segments), barge_in, self._rate)
 
     def _interrupt(self) -> list[Command]:
         commands: list[Command] = []
@@ -992,6 +1013,9 @@ class DialogEngine:
             base = self.settings.long_entry_first_input
         else:
             base = self.settings.first_input_timeout
+        if self._more_time:  # the caller asked for a moment: this wait, once, is the long one
+            self._more_time = False
+            return max(base, self.settings.more_time)
         return self._patient(base, self.settings.max_first_input)
 
     def _inter_digit_timeout(self) -> float:

@@ -77,7 +77,7 @@ def successors(menu: Menu, name: str) -> Iterator[tuple[PathKey, str]]:
 # Shared texts the dialog engine speaks by name.
 REQUIRED_TEXTS = ("no_match", "no_input", "invalid_entry", "help", "at_start", "goodbye", "agent",
                   "transfer_failed", "backend_error", "confirm_digits", "confirm_again", "wrong_count",
-                  "reenter", "secret_by_keys", "speech_unavailable")
+                  "reenter", "secret_by_keys", "speech_unavailable", "slower", "more_time")
 
 
 def _check(menu: Menu, known_actions: Iterable[str] | None) -> Iterator[tuple[PathKey, str]]:

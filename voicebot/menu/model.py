@@ -51,6 +51,8 @@ class UniversalCommand(enum.StrEnum):
     BACK = "back"
     AGENT = "agent"
     GOODBYE = "goodbye"
+    SLOWER = "slower"  # speak more slowly for the rest of the call
+    MORE_TIME = "more_time"  # the caller needs a moment (to find the card, a pen)
 
 
 class Mask(enum.StrEnum):

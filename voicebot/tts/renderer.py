@@ -129,17 +129,18 @@ class PromptRenderer:
         return ClipKey(text, self.synthesizer.voice(language), wpm or self.settings.rate_wpm, sample_rate,
                        self.level.tag())
 
-    def text_clip(self, text: str, language: str, sample_rate: int) -> np.ndarray:
-        """``text`` said in ``language`` at ``sample_rate``: from the cache, else synthesised and cached."""
+    def text_clip(self, text: str, language: str, sample_rate: int, rate: float = 1.0) -> np.ndarray:
+        """``text`` said in ``language`` at ``sample_rate``: from the cache, else synthesised and cached.
+        ``rate``: of the configured speech rate (a caller who asked for slower speech)."""
         text = speakable(text)
         if not _has_words(text):
             return silence(0, sample_rate)
-        return self._clip(self.key(text, language, sample_rate), language)
+        return self._clip(self.key(text, language, sample_rate, _scaled(self.settings.rate_wpm, rate)), language)
 
-    def digit_clip(self, digit: str, language: str, sample_rate: int) -> np.ndarray:
+    def digit_clip(self, digit: str, language: str, sample_rate: int, rate: float = 1.0) -> np.ndarray:
         if digit not in DIGITS or len(digit) != 1:
             raise ValueError("a digit clip is one of 0-9")
-        return self._clip(self.key(digit, language, sample_rate, self.settings.digits_rate_wpm), language)
+        return self._clip(self.key(digit, language, sample_rate, _scaled(self.settings.digits_rate_wpm, rate)), language)
 
     def _clip(self, key: ClipKey, language: str) -> np.ndarray:
         clip = self.cache.get(key)
@@ -164,15 +165,16 @@ class PromptRenderer:
         from ..dialog.commands import SpokenDigits, Text
 
         s = self.settings
+        rate = min(1.0, max(play.rate, MIN_RATE))
         pieces: list[np.ndarray] = []
-        pause = 0.0  # owed before the next sound
+        pause = 0.0  # owed before the next sound (stretched as the speech slows)
 
         def sound(clip: np.ndarray) -> None:
             nonlocal pause
             if len(clip) == 0:
                 return
             if pieces:
-                pieces.append(silence(pause, sample_rate))
+                pieces.append(silence(pause / rate, sample_rate))
             pieces.append(clip)
             pause = 0.0
 
@@ -183,7 +185,7 @@ class PromptRenderer:
                 for i, digit in enumerate(digits):
                     gap = s.digit_pause if i == 0 or i % group else s.group_pause
                     pause = max(pause, gap)
-                    sound(self.digit_clip(digit, play.language, sample_rate))
+                    sound(self.digit_clip(digit, play.language, sample_rate, rate))
                 pause = max(pause, s.digit_pause)
             elif isinstance(segment, Text):
                 raw = segment.text
@@ -194,7 +196,7 @@ class PromptRenderer:
                 text = speakable(raw)
                 if _has_words(text):
                     pause = max(pause, s.digit_pause)
-                    sound(self.text_clip(text, segment.language or play.language, sample_rate))
+                    sound(self.text_clip(text, segment.language or play.language, sample_rate, rate))
                 pause = max(pause, self._pause_at(raw.rstrip()[-1:]))
         if not pieces:
             return silence(0, sample_rate)
@@ -258,3 +260,10 @@ def prompt_renderer(config: Config, warm: bool = True) -> PromptRenderer:
     if warm:
         renderer.warm(config.tts.sample_rates, config.languages)
     return renderer
+
+
+MIN_RATE = 0.5  # slower than half speed, words fall apart (espeak-ng stretches vowels)
+
+
+def _scaled(wpm: int, rate: float) -> int:
+    return max(80, round(wpm * rate)) if rate < 1.0 else wpm
