@@ -1051,8 +1051,8 @@ def test_a_part_marked_in_another_language_is_said_in_its_voice(call: Call) -> N
     [play, _] = call.start()
     assert isinstance(play, PlayPrompt) and play.language == "es"
     voices = [(segment.language, segment.text) for segment in play.segments]  # type: ignore[union-attr]
-    assert voices == [(None, "Servicio de desbloqueo de claves. Para castellano, pulse 1. "),
-                      ("en", "For English, press 2.")]
+    assert voices == [(None, "Servicio de desbloqueo de claves. Para castellano, pulse 1 o diga castellano. "),
+                      ("en", "For English, press 2 or say English.")]
 
 
 # ---------------------------------------------------------------------- a backend that does not answer

@@ -65,7 +65,7 @@ def test_unknown_node_in_a_route(tmp_path: Path) -> None:
 
 
 def test_missing_prompt_in_one_language(tmp_path: Path) -> None:
-    old = '      en: "For your e-banking user, press 1. For your telephone banking user, press 2."\n'
+    old = '      en: "For your e-banking user, press 1 or say e-banking. For your telephone banking user, press 2 or say telephone."\n'
     path, text = broken_menu(tmp_path, old, "")
     [problem] = problems(path)
     line = line_of(text, "  user_channel:") + 2  # the `prompt:` key
