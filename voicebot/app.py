@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,6 +49,14 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+CALL_ID_LETTERS = "abcdefghjkmnpqrstuvwxyz"  # no digits: an id never holds a run that reads as a PIN
+
+
+def new_call_id() -> str:
+    """16 random letters (23**16, about 2**72): names a call's record, transcript and recording."""
+    return "".join(secrets.choice(CALL_ID_LETTERS) for _ in range(16))
+
+
 @dataclass
 class CallMeta:
     """What the host knows of a call that the engine does not: who, where, when."""
@@ -56,7 +64,7 @@ class CallMeta:
     transport: str
     caller_id: str | None = None
     dialed: str | None = None
-    call_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    call_id: str = field(default_factory=lambda: new_call_id())
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     _started_monotonic: float = field(default_factory=time.monotonic)
 
