@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .call.commands import add_call_commands
 
     add_call_commands(sub)
+    from .a11y.commands import add_a11y_commands
+
+    add_a11y_commands(sub)
     devices = sub.add_parser("devices", help="sound devices PortAudio sees, for `voicebot call --device`")
     devices.add_argument("--json", action="store_true")
     devices.set_defaults(handler=cmd_devices)
