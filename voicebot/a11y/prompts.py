@@ -103,7 +103,7 @@ def _has_phrase(words: list[str], phrase: str) -> bool:
 
 def _label(words: list[str], key_tokens: set[str]) -> bool:
     """A short label: the words to say, then the key ("Usuario, 1." / "English, 2.")."""
-    return 2 <= len(words) <= 5 and words[-1] in key_tokens
+    return 2 <= len(words) <= 5 and words[-1] in key_tokens and not KEY_VERBS & set(words)
 
 
 def announcements(node: MenuNode, text: str, language: str, name: str = "") -> tuple[bool, bool, list[str]]:
