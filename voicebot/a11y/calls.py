@@ -317,6 +317,9 @@ class TextCall:
         self._events.append(CallStarted(self.caller_id, self.run.dialed, None))
         try:
             while not self._done:
+                if self.now > MAX_CALL_SECONDS:
+                    run.error = f"the call was still going after {MAX_CALL_SECONDS:g} s"
+                    break
                 if self._events:
                     self._feed(self._events.popleft())
                     continue

@@ -55,6 +55,7 @@ def menu_graph_svg(report: dict[str, Any]) -> tuple[str | None, str | None]:
                              node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled"},
                              edge_attr={"fontname": "Helvetica", "fontsize": "9", "color": "#666666"})
     blocked = {(row["node"], row["key"]) for row in report["options"] if row["applies"] and not row["chosen"]}
+    keys = {(row["node"], row["key"]) for row in report["options"]}
     for entry, target in report["entry_points"].items():
         graph.node(f"entry__{entry}", f"☎ {entry}", shape="plaintext", style="", fillcolor="")
         graph.edge(f"entry__{entry}", target, style="dashed")
@@ -66,7 +67,8 @@ def menu_graph_svg(report: dict[str, Any]) -> tuple[str | None, str | None]:
                    tooltip="; ".join(why) or "reached and completed in every language and mode",
                    **({"style": "filled,rounded"} if item["type"] == "digits" else {}))
     for edge in report["edges"]:
-        red = (edge["from"], edge["label"]) in blocked
+        key = (edge["from"], edge["label"].split(" ")[0])
+        red = key in keys and key in blocked
         graph.edge(edge["from"], edge["to"], label=edge["label"],
                    **({"color": "#c0392b", "fontcolor": "#c0392b", "penwidth": "2"} if red else {}))
     try:

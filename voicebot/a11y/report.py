@@ -290,14 +290,25 @@ def _edges(menu: Menu) -> list[dict[str, Any]]:
         for path, target in successors(menu, name):
             label = ""
             if isinstance(node, MenuNode) and path[:1] == ("options",):
-                option = node.options[int(path[1])]
-                label = option.key
+                label = node.options[int(path[1])].key
             elif path[:1] == ("results",):
                 label = str(path[1])
             elif path[:1] == ("exceeded",):
                 label = "exceeded"
-            edges.append({"from": name, "to": target, "label": label})
+            when = _route_condition(node, path)
+            edges.append({"from": name, "to": target, "label": " ".join(p for p in (label, when) if p)})
     return edges
+
+
+def _route_condition(node: Any, path: tuple[str | int, ...]) -> str:
+    """``when flow=sms_key`` for an edge that is one of several routes."""
+    if len(path) < 2 or path[-1] != "go":
+        return ""
+    value: Any = node
+    for part in path[:-2]:
+        value = value[part] if isinstance(part, int) or isinstance(value, dict) else getattr(value, str(part))
+    route = value[int(path[-2])]
+    return ("when " + ", ".join(f"{k}={v}" for k, v in route.when.items())) if route.when else "otherwise"
 
 
 # ---------------------------------------------------------------------- failures
