@@ -122,6 +122,12 @@ def test_keys_only_never_speaks_and_voice_only_never_keys(shipped: Ran) -> None:
     for mode, step in steps:
         allowed = ("keys ", "(silence)") if mode == "keys" else ("says ", "(silence)")
         assert step.startswith(allowed), (mode, step)
+    # Card digits and PINs stay out of the report, keyed or said.
+    shown = {step for _, step in steps}
+    assert "keys ****" in shown and "says “****”" in shown
+    text = (shipped.folder / "report.json").read_text() + shipped.html
+    for secret in ("keys 1234", "keys 4567", "says “cuatro cinco seis siete”", "says “one two three four”"):
+        assert secret not in text
     for row in report["longest_paths"]:
         kinds = {segment["kind"] for segment in row["timeline"]}
         assert "prompt" in kinds

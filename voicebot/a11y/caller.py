@@ -52,11 +52,12 @@ class Step:
     kind: StepKind
     text: str = ""
     why: str = ""
+    secret: bool = False  # a PIN, card digits: never shown in the report
 
-    def shown(self, secret: bool = False) -> str:
+    def shown(self) -> str:
         if self.kind is StepKind.SILENCE:
             return "(silence)"
-        text = "****" if secret and self.kind is StepKind.KEYS else self.text
+        text = "****" if self.secret else self.text
         return f"keys {text}" if self.kind is StepKind.KEYS else f"says \u201c{text}\u201d"
 
 
@@ -175,13 +176,13 @@ def values_for(node: DigitsNode, persona: Persona, card: str | None, visit: int)
                                False, "a NIE the bank does not have"))
     elif kind is SlotKind.CARD:
         for c in persona.cards:
-            found.append(Value(c.last4, c.last4, True, f"{persona.id}'s card {c.last4}", card=c.last4))
+            found.append(Value(c.last4, c.last4, True, f"{persona.id}'s card", card=c.last4))
         wrong = f"{9990 + visit % 10}"
         found.append(Value(wrong, wrong, False, "a card the customer does not have", card=wrong))
     elif kind is SlotKind.PIN:
         chosen = next((c for c in persona.cards if c.last4 == card), None)
         if chosen is not None and chosen.pin:
-            found.append(Value(chosen.pin, chosen.pin, True, f"the PIN of card {chosen.last4}"))
+            found.append(Value(chosen.pin, chosen.pin, True, "the card's PIN"))
             wrong = "".join(str((int(ch) + 1) % 10) for ch in chosen.pin)
         else:
             wrong = "0000"

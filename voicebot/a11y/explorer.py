@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import Config
-from ..menu.model import DigitsNode, Menu, MenuNode, MessageNode, Next, Option, UniversalCommand, language_spans
+from ..menu.model import DigitsNode, Mask, Menu, MenuNode, MessageNode, Next, Option, UniversalCommand, language_spans
 from ..nlu.classifier import normalise
 from ..nlu.rasa_data import TrainingData
 from .calls import AudioCall, CallRun, ScratchBank, TextCall, Timing
@@ -365,10 +365,11 @@ class Explorer:
         found = []
         for persona, value in choices:
             aim = Aim(run.node, value=value.label)
+            secret = node.mask is Mask.FULL
             if mode is Mode.KEYS:
-                step = Step(StepKind.KEYS, keys_for(node, value), value.label)
+                step = Step(StepKind.KEYS, keys_for(node, value), value.label, secret)
             else:
-                step = Step(StepKind.SAY, spoken(value.said, run.language), value.label)
+                step = Step(StepKind.SAY, spoken(value.said, run.language), value.label, secret)
             card = value.card if value.card is not None else script.card
             found.append(script.then(step, aim, persona=persona, card=card))
         return found
