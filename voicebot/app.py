@@ -31,7 +31,7 @@ from .dialog import DialogEngine, EngineSettings
 from .errors import ConfigError
 from .menu import Menu, load_menu
 from .nlu import TextInterpreter
-from .outbox import DemoPhone, MessageTransport, OutboxSender
+from .outbox import ByChannel, DemoPhone, MessageTransport, OutboxSender
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class Line:
         desk: SqliteAgentDesk,
         call_log: SqliteCallLog,
         transport: MessageTransport | None = None,
+        phone: DemoPhone | None = None,
     ) -> None:
         self.config = config
         self.menu = menu
@@ -96,8 +97,9 @@ class Line:
         # The demo phone prints SMS and e-mails (into the console, with ``echo``) unless a real
         # transport is given. A step's messages are sent as soon as the step commits, in the
         # step's thread; start_sender() adds the retries of what could not be sent.
-        self.phone = transport if transport is not None else DemoPhone()
-        self.sender = OutboxSender(outbox, self.phone, config.outbox)
+        self.phone = phone or (transport if isinstance(transport, DemoPhone) else DemoPhone())
+        self.transport = transport if transport is not None else self.phone
+        self.sender = OutboxSender(outbox, self.transport, config.outbox)
         self.actions = UnlockActions(bank, outbox, outbox, config, messages_queued=self.sender.send_due)
         self.settings = EngineSettings.from_config(config)
 
@@ -120,7 +122,7 @@ class Line:
             SqliteOutbox(db),
             SqliteAgentDesk(db, config.agent.target),
             SqliteCallLog(db),
-            transport if transport is not None else DemoPhone(echo),
+            *_transports(config, echo, transport),
         )
 
     def start_sender(self) -> None:
@@ -170,6 +172,19 @@ class Line:
     def close(self) -> None:
         self.sender.stop()
         self.db.close()
+
+
+def _transports(config: Config, echo: TextIO | None,
+                given: MessageTransport | None) -> tuple[MessageTransport, DemoPhone]:
+    """Where the outbox's messages go (``given``, else the configuration's), and the demo phone."""
+    phone = DemoPhone(echo)
+    if given is not None:
+        return given, phone
+    if config.email.transport == "smtp":
+        from .senders.smtp import SmtpMailer
+
+        return ByChannel(sms=phone, email=SmtpMailer(config.email.smtp)), phone
+    return phone, phone
 
 
 def load_dialog(config: Config) -> tuple[Menu, TextInterpreter]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from . import yamlfile
 from .errors import ConfigError
@@ -62,6 +62,26 @@ class Outbox(_Section):
         60.0, gt=0, le=3600,
         description="a message being sent is reserved this long; a sender that died leaves it to be retried after",
     )
+
+
+class Smtp(_Section):
+    host: str = Field("localhost", min_length=1, description="the bank's mail server")
+    port: int = Field(587, ge=1, le=65535, description="587 for STARTTLS, 465 for implicit TLS, 25 inside a trusted network")
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls: upgrade after connecting; tls: TLS from the start; none: plain (trusted network only)"
+    )
+    username: str | None = Field(None, description="login, when the server asks for one")
+    password: SecretStr | None = Field(None, description="its password (better from VOICEBOT__EMAIL__SMTP__PASSWORD)")
+    sender: str = Field("Banca Electrónica <no-reply@bank.invalid>", description="the From of every e-mail")
+    ca_file: Path | None = Field(None, description="CA certificates to trust besides the system's (a bank's own CA)")
+    timeout: float = Field(10.0, gt=0, le=120, description="seconds for each step of an SMTP session")
+
+
+class Email(_Section):
+    transport: Literal["demo", "smtp"] = Field(
+        "demo", description="demo: the demo mailbox prints them; smtp: the mail server of email.smtp"
+    )
+    smtp: Smtp = Smtp()
 
 
 class Recording(_Section):
@@ -282,6 +302,7 @@ class Config(_Section):
     tts: Tts = Tts()
     sip: Sip = Sip()
     outbox: Outbox = Outbox()
+    email: Email = Email()
     recording: Recording = Recording()
 
     @field_validator("dialed_numbers")

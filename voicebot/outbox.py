@@ -80,6 +80,19 @@ class DemoPhone:
         return provider_id
 
 
+class ByChannel:
+    """One transport per channel (SMS to the SMS gateway, e-mail to the mail server)."""
+
+    def __init__(self, sms: MessageTransport, email: MessageTransport) -> None:
+        self.transports = {"sms": sms, "email": email}
+
+    def deliver(self, message: QueuedMessage) -> str:
+        transport = self.transports.get(message.channel)
+        if transport is None:
+            raise DeliveryError(f"{message.id}: no transport for {message.channel!r}", permanent=True)
+        return transport.deliver(message)
+
+
 @dataclass
 class SendReport:
     sent: int = 0
