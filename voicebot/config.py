@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -246,6 +246,11 @@ class Tts(_Section):
         0.8, ge=0.5, lt=1, description='"more slowly" (or its key) multiplies the speech rate by this for the rest of the call'
     )
     slowest: float = Field(0.6, ge=0.5, le=1, description="the speech rate never goes below this share of rate_wpm")
+    language_pace: dict[str, Annotated[float, Field(ge=0.5, le=1.5)]] = Field(
+        default_factory=lambda: {"es": 0.9, "en": 0.8},
+        description="rate_wpm (and digits_rate_wpm) times this per language: eSpeak NG's voices say more words "
+                    "per minute than asked, English most (measured by `voicebot a11y report`)",
+    )
     digits_rate_wpm: int = Field(
         140, ge=80, le=450, description="speech rate of digits read out (a key, a phone number): slower")
     level_dbfs: float = Field(-20.0, ge=-40, le=-6, description="active speech level of every clip, dBFS")

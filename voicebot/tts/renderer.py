@@ -126,7 +126,7 @@ class PromptRenderer:
     # ------------------------------------------------------------------ clips
 
     def key(self, text: str, language: str, sample_rate: int, wpm: int | None = None) -> ClipKey:
-        return ClipKey(text, self.synthesizer.voice(language), wpm or self.settings.rate_wpm, sample_rate,
+        return ClipKey(text, self.synthesizer.voice(language), wpm or self.wpm(language), sample_rate,
                        self.level.tag())
 
     def text_clip(self, text: str, language: str, sample_rate: int, rate: float = 1.0) -> np.ndarray:
@@ -135,12 +135,18 @@ class PromptRenderer:
         text = speakable(text)
         if not _has_words(text):
             return silence(0, sample_rate)
-        return self._clip(self.key(text, language, sample_rate, _scaled(self.settings.rate_wpm, rate)), language)
+        return self._clip(self.key(text, language, sample_rate, self.wpm(language, rate=rate)), language)
 
     def digit_clip(self, digit: str, language: str, sample_rate: int, rate: float = 1.0) -> np.ndarray:
         if digit not in DIGITS or len(digit) != 1:
             raise ValueError("a digit clip is one of 0-9")
-        return self._clip(self.key(digit, language, sample_rate, _scaled(self.settings.digits_rate_wpm, rate)), language)
+        return self._clip(self.key(digit, language, sample_rate, self.wpm(language, digits=True, rate=rate)), language)
+
+    def wpm(self, language: str, digits: bool = False, rate: float = 1.0) -> int:
+        """The rate to ask the synthesizer for: the configured one, evened out for the language's
+        voice (``tts.language_pace``), slowed for a caller who asked (``rate`` below 1)."""
+        base = self.settings.digits_rate_wpm if digits else self.settings.rate_wpm
+        return _scaled(round(base * self.settings.language_pace.get(language, 1.0)), rate)
 
     def _clip(self, key: ClipKey, language: str) -> np.ndarray:
         clip = self.cache.get(key)
@@ -214,7 +220,7 @@ class PromptRenderer:
     def warm(self, sample_rates: Sequence[int], languages: Iterable[str]) -> None:
         """Digit clips into memory (rendered if missing), so spoken digits never wait."""
         languages = list(languages)
-        self._ensure([(language, digit, self.settings.digits_rate_wpm) for language in languages for digit in DIGITS],
+        self._ensure([(language, digit, self.wpm(language, digits=True)) for language in languages for digit in DIGITS],
                      sample_rates)
         for language in languages:
             for rate in sample_rates:
@@ -230,8 +236,8 @@ class PromptRenderer:
         :class:`~voicebot.errors.ConfigError` for a language without a known voice.
         """
         started = time.perf_counter()
-        wanted = [(language, text, self.settings.rate_wpm) for language, text in menu_texts(menu, languages)]
-        wanted += [(language, digit, self.settings.digits_rate_wpm) for language in languages for digit in DIGITS]
+        wanted = [(language, text, self.wpm(language)) for language, text in menu_texts(menu, languages)]
+        wanted += [(language, digit, self.wpm(language, digits=True)) for language in languages for digit in DIGITS]
         clips, rendered, synthesized = self._ensure(wanted, sample_rates, force)
         return BuildReport(clips, rendered, clips - rendered, synthesized, time.perf_counter() - started,
                            self.cache.folder)
@@ -266,4 +272,4 @@ MIN_RATE = 0.5  # slower than half speed, words fall apart (espeak-ng stretches 
 
 
 def _scaled(wpm: int, rate: float) -> int:
-    return max(80, round(wpm * rate)) if rate < 1.0 else wpm
+    return max(80, round(wpm * rate)) if rate < 1.0 else max(80, wpm)
