@@ -30,6 +30,8 @@ from typing import Any, cast
 import numpy as np
 
 from ..app import CallMeta, Line
+from ..call.fixtures import next_frame
+from ..call.session import TranscriptEntry
 from ..backends.seed import DEMO_SEED, BankSeed, load_seed
 from ..backends.sqlite import Database, SqliteAgentDesk, SqliteBank, SqliteCallLog, SqliteOutbox
 from ..config import Config, Recording
@@ -164,16 +166,8 @@ class RememberingInterpreter:
 # ---------------------------------------------------------------------- what a call leaves
 
 
-@dataclass
-class Entry:
-    """One thing that happened, ``t`` seconds into the call."""
-
-    t: float
-    kind: str  # node, prompt, prompt_end, prompt_stopped, caller, key, speech, timer_set, timer, action, ...
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"t": round(self.t, 2), "kind": self.kind, **self.detail}
+# One thing that happened, ``t`` seconds into the call (kinds: node, prompt, caller, key, speech, …).
+Entry = TranscriptEntry
 
 
 @dataclass
@@ -588,18 +582,7 @@ class AudioCall:
             "seconds": round(len(audio) / RATE, 2), "why": step.why}))
 
     def _frame(self, length: int) -> np.ndarray:
-        out = np.zeros(length)
-        filled = 0
-        while self._queue and filled < length:
-            clip = self._queue[0]
-            take = min(length - filled, len(clip))
-            out[filled:filled + take] = clip[:take]
-            filled += take
-            if take == len(clip):
-                self._queue.pop(0)
-            else:
-                self._queue[0] = clip[take:]
-        return out
+        return next_frame(self._queue, length)
 
 
 __all__ = ["AudioCall", "CallRun", "Entry", "ScratchBank", "TextCall", "Timing"]

@@ -279,22 +279,27 @@ class _Caller:
         return False
 
     def frame(self, length: int) -> np.ndarray:
-        out = np.zeros(length)
-        filled = 0
-        while self.queued and filled < length:
-            clip = self.queued[0]
-            take = min(length - filled, len(clip))
-            out[filled:filled + take] = clip[:take]
-            filled += take
-            if take == len(clip):
-                self.queued.pop(0)
-            else:
-                self.queued[0] = clip[take:]
-        return out
+        return next_frame(self.queued, length)
 
     @property
     def done(self) -> bool:
         return (self.turn >= len(self.scenario.turns) and not self.queued) or self.hung_up
+
+
+def next_frame(queue: list[np.ndarray], length: int) -> np.ndarray:
+    """The caller's next ``length`` samples, taken from the clips queued to play (silence after them)."""
+    out = np.zeros(length)
+    filled = 0
+    while queue and filled < length:
+        clip = queue[0]
+        take = min(length - filled, len(clip))
+        out[filled:filled + take] = clip[:take]
+        filled += take
+        if take == len(clip):
+            queue.pop(0)
+        else:
+            queue[0] = clip[take:]
+    return out
 
 
 def _matches(pattern: str, prompt_id: str) -> bool:
