@@ -84,6 +84,50 @@ class Email(_Section):
     smtp: Smtp = Smtp()
 
 
+class Smpp(_Section):
+    """SMS over SMPP 3.4, the protocol of operators' SMSCs."""
+
+    host: str = Field("localhost", min_length=1, description="the SMSC")
+    port: int = Field(2775, ge=1, le=65535)
+    system_id: str = Field("voicebot", min_length=1, max_length=15, description="the account the SMSC gave the bank")
+    password: SecretStr | None = Field(None, description="its password (better from VOICEBOT__SMS__SMPP__PASSWORD)")
+    system_type: str = Field("", max_length=12)
+    source_addr: str = Field("BANCO", min_length=1, max_length=20, description="the sender the customer sees")
+    source_addr_ton: int = Field(5, ge=0, le=6, description="5: alphanumeric sender; 1: international number")
+    source_addr_npi: int = Field(0, ge=0, le=18)
+    dest_addr_ton: int = Field(1, ge=0, le=6, description="1: international (+34…)")
+    dest_addr_npi: int = Field(1, ge=0, le=18, description="1: E.164")
+    max_per_second: float = Field(10.0, gt=0, le=1000, description="submits per second, below the SMSC's throttle")
+    timeout: float = Field(10.0, gt=0, le=120, description="seconds to wait for a bind or a submit's answer")
+    delivery_receipts: bool = Field(True, description="ask for delivery receipts and record them in the outbox")
+
+
+class HttpSms(_Section):
+    """SMS through a provider's HTTP API: a JSON body built from a template."""
+
+    url: str = Field("https://sms.bank.invalid/v1/messages", description="where a message is POSTed")
+    token: SecretStr | None = Field(None, description="bearer token (better from VOICEBOT__SMS__HTTP__TOKEN)")
+    username: str | None = Field(None, description="basic authentication, instead of a token")
+    password: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict, description="more headers, e.g. an account id")
+    body: dict[str, Any] = Field(
+        default_factory=lambda: {"to": "{to}", "from": "BANCO", "text": "{text}", "reference": "{id}"},
+        description="the JSON body; strings may hold {to}, {text}, {id} (the outbox's idempotency key)",
+    )
+    id_field: str = Field("id", description="where the reply's JSON has the provider's message id (dots for nesting)")
+    idempotency_header: str | None = Field("Idempotency-Key", description="header carrying the idempotency key")
+    ca_file: Path | None = Field(None, description="CA certificates to trust besides the system's")
+    timeout: float = Field(10.0, gt=0, le=120)
+
+
+class Sms(_Section):
+    transport: Literal["demo", "smpp", "http"] = Field(
+        "demo", description="demo: the demo phone prints them; smpp: an SMSC (sms.smpp); http: a provider's API (sms.http)"
+    )
+    smpp: Smpp = Smpp()
+    http: HttpSms = HttpSms()
+
+
 class Recording(_Section):
     folder: Path | None = Field(
         None,
@@ -308,6 +352,7 @@ class Config(_Section):
     sip: Sip = Sip()
     outbox: Outbox = Outbox()
     email: Email = Email()
+    sms: Sms = Sms()
     recording: Recording = Recording()
 
     @field_validator("dialed_numbers")

@@ -92,6 +92,12 @@ class ByChannel:
             raise DeliveryError(f"{message.id}: no transport for {message.channel!r}", permanent=True)
         return transport.deliver(message)
 
+    def close(self) -> None:
+        for transport in {id(t): t for t in self.transports.values()}.values():
+            close = getattr(transport, "close", None)
+            if close is not None:
+                close()
+
 
 @dataclass
 class SendReport:

@@ -277,6 +277,8 @@ _OUTBOX_SENDING_COLUMNS = {
     "lease_until": "TEXT",  # a sender has it until then
     "last_error": "TEXT",
     "provider_id": "TEXT",
+    "receipt": "TEXT",  # the provider's delivery receipt, when it sends one (DELIVRD, UNDELIV, …)
+    "receipt_at": "TEXT",
 }
 
 
@@ -880,7 +882,7 @@ class SqliteOutbox:
         with self.db.transaction(write=False) as conn:
             rows = conn.execute(
                 "SELECT id, channel, recipient, subject, language, body_masked, status, created_at, delivered_at,"
-                " attempts, next_attempt_at, last_error, provider_id"
+                " attempts, next_attempt_at, last_error, provider_id, receipt, receipt_at"
                 " FROM outbox ORDER BY id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -899,6 +901,8 @@ class SqliteOutbox:
                 "next_attempt_at": r["next_attempt_at"] if r["status"] in ("queued", "sending") else None,
                 "last_error": r["last_error"],
                 "provider_id": r["provider_id"],
+                "receipt": r["receipt"],
+                "receipt_at": r["receipt_at"],
             }
             for r in rows
         ]
@@ -981,6 +985,19 @@ class SqliteOutbox:
                 (_timestamp(now + timedelta(seconds=retry_in)), error[:500], _row_id(message)),
             )
         return "queued"
+
+    def record_receipt(self, provider_id: str, state: str) -> bool:
+        """A delivery receipt for the message the provider knows as ``provider_id`` (or, for a
+        long SMS sent in parts, as one of the space-separated ids it gave); False if none is."""
+        if not provider_id or " " in provider_id:
+            return False
+        with self.db.transaction() as conn:
+            done = conn.execute(
+                "UPDATE outbox SET receipt = ?, receipt_at = ?"
+                " WHERE provider_id = ? OR instr(' ' || provider_id || ' ', ' ' || ? || ' ') > 0",
+                (state[:40], _timestamp(_now(self._clock)), provider_id[:200], provider_id[:200]),
+            )
+        return done.rowcount > 0
 
     def next_due_in(self) -> float | None:
         """Seconds until the next message is due (0 if one is), None if nothing waits."""
