@@ -113,16 +113,17 @@ class Line:
         interrupted = SqliteCallLog(db).mark_interrupted(socket.gethostname(), process_alive)
         if interrupted:
             log.warning("%d call(s) were cut off when a line process stopped; recorded as interrupted", interrupted)
+        outbox = SqliteOutbox(db)
         return cls(
             config,
             menu,
             interpreter,
             db,
             bank,
-            SqliteOutbox(db),
+            outbox,
             SqliteAgentDesk(db, config.agent.target),
             SqliteCallLog(db),
-            *_transports(config, echo, transport),
+            *_transports(config, echo, transport, outbox),
         )
 
     def start_sender(self) -> None:
@@ -171,20 +172,35 @@ class Line:
 
     def close(self) -> None:
         self.sender.stop()
+        close = getattr(self.transport, "close", None)
+        if close is not None:  # a transport that holds a connection (an SMSC bind)
+            close()
         self.db.close()
 
 
-def _transports(config: Config, echo: TextIO | None,
-                given: MessageTransport | None) -> tuple[MessageTransport, DemoPhone]:
+def _transports(config: Config, echo: TextIO | None, given: MessageTransport | None,
+                outbox: SqliteOutbox) -> tuple[MessageTransport, DemoPhone]:
     """Where the outbox's messages go (``given``, else the configuration's), and the demo phone."""
     phone = DemoPhone(echo)
     if given is not None:
         return given, phone
+    sms: MessageTransport = phone
+    if config.sms.transport == "smpp":
+        from .senders.smpp import SmppSender
+
+        sms = SmppSender(config.sms.smpp, on_receipt=outbox.record_receipt)
+    elif config.sms.transport == "http":
+        from .senders.http_sms import HttpSmsSender
+
+        sms = HttpSmsSender(config.sms.http)
+    email: MessageTransport = phone
     if config.email.transport == "smtp":
         from .senders.smtp import SmtpMailer
 
-        return ByChannel(sms=phone, email=SmtpMailer(config.email.smtp)), phone
-    return phone, phone
+        email = SmtpMailer(config.email.smtp)
+    if sms is phone and email is phone:
+        return phone, phone
+    return ByChannel(sms=sms, email=email), phone
 
 
 def load_dialog(config: Config) -> tuple[Menu, TextInterpreter]:
