@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .actions import UnlockActions
+from .backends.http_bank import HttpBank
 from .backends.seed import DEMO_SEED, load_seed, seed_bank
 from .backends.sqlite import (
     Database,
@@ -79,7 +80,7 @@ class Line:
         menu: Menu,
         interpreter: TextInterpreter,
         db: Database,
-        bank: SqliteBank,
+        bank: SqliteBank | HttpBank,
         outbox: SqliteOutbox,
         desk: SqliteAgentDesk,
         call_log: SqliteCallLog,
@@ -109,7 +110,12 @@ class Line:
         (printed to ``echo``, if given)."""
         menu, interpreter = load_dialog(config)
         db = open_database(config.database)
-        bank = SqliteBank(db, config.codes, config.lockout, config.security)
+        # The outbox, desk and call log stay in SQLite whichever bank: they are the line's own.
+        bank: SqliteBank | HttpBank
+        if config.bank.backend == "http":
+            bank = HttpBank(config.bank.http)
+        else:
+            bank = SqliteBank(db, config.codes, config.lockout, config.security)
         interrupted = SqliteCallLog(db).mark_interrupted(socket.gethostname(), process_alive)
         if interrupted:
             log.warning("%d call(s) were cut off when a line process stopped; recorded as interrupted", interrupted)
@@ -143,6 +149,8 @@ class Line:
 
     def ensure_demo_bank(self) -> int:
         """Seed the demo customers into an empty bank (first start); returns how many were added."""
+        if not isinstance(self.bank, SqliteBank):
+            return 0  # a bank over HTTP is seeded where it runs (`voicebot bank seed` beside `bank serve`)
         if self.bank.list_customers():
             return 0
         return seed_bank(self.bank, load_seed(DEMO_SEED))
@@ -175,6 +183,8 @@ class Line:
         close = getattr(self.transport, "close", None)
         if close is not None:  # a transport that holds a connection (an SMSC bind)
             close()
+        if isinstance(self.bank, HttpBank):
+            self.bank.close()
         self.db.close()
 
 

@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     unlock.add_argument("customer", help="customer id or document number")
     unlock.add_argument("last4", help="the card's last 4 digits")
     unlock.set_defaults(handler=cmd_bank_unlock_card)
+    bank_serve = bank_sub.add_parser("serve", help="the embedded bank over HTTP, by the contract of "
+                                                   "voicebot/data/bank_api.yaml, until Ctrl-C or SIGTERM")
+    bank_serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    bank_serve.add_argument("--port", type=int, default=8085, help="TCP port (default: 8085; 0: any free one)")
+    bank_serve.add_argument("--token", help="bearer token clients must send (default: bank.http.token of the "
+                                            "configuration, e.g. VOICEBOT__BANK__HTTP__TOKEN; none: no token asked)")
+    bank_serve.set_defaults(handler=cmd_bank_serve)
     bank.set_defaults(handler=lambda _args, _config, parser=bank: _usage(parser))
 
     outbox = sub.add_parser("outbox", help="SMS and e-mails sent (secrets masked)")
@@ -413,6 +420,39 @@ def cmd_bank_unlock_card(args: argparse.Namespace, config: Config) -> int:
     customer_id = _find_customer(line, args.customer)
     line.bank.unlock_card(customer_id, args.last4)
     print(f"Card of {customer_id} unlocked for the phone channel")
+    return 0
+
+
+def cmd_bank_serve(args: argparse.Namespace, config: Config) -> int:
+    import signal
+
+    from .backends.bank_server import make_server
+    from .backends.sqlite import SqliteBank, open_database
+
+    token = args.token or (config.bank.http.token.get_secret_value() if config.bank.http.token else None)
+    with open_database(config.database) as db:
+        bank = SqliteBank(db, config.codes, config.lockout, config.security)
+        if not bank.list_customers():
+            print(f"note: no customers in {config.database} yet (load the demo ones: voicebot bank seed)",
+                  file=sys.stderr)
+        try:
+            server = make_server(bank, args.host, args.port, token)
+        except OSError as exc:
+            raise BackendError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+
+        def stop(_signum: int, _frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+        # Never the token itself: whether one is asked.
+        print(f"Bank API on {server.url}/v1 over {config.database} "
+              f"({'bearer token required' if token else 'NO token required'}); Ctrl-C to stop", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
     return 0
 
 

@@ -128,6 +128,34 @@ class Sms(_Section):
     http: HttpSms = HttpSms()
 
 
+class HttpBankSettings(_Section):
+    """The bank's REST API of ``voicebot/data/bank_api.yaml`` (``voicebot bank serve`` serves the demo one)."""
+
+    url: str = Field("http://127.0.0.1:8085", description="the API's base URL (paths start /v1/…)")
+    token: SecretStr | None = Field(None, description="bearer token (better from VOICEBOT__BANK__HTTP__TOKEN)")
+    client_cert: Path | None = Field(None, description="mutual TLS: the line's certificate (PEM)")
+    client_key: Path | None = Field(None, description="mutual TLS: its private key (PEM), if not in client_cert")
+    ca_file: Path | None = Field(None, description="CA certificates to trust besides the system's (a bank's own CA)")
+    timeout: float = Field(4.0, gt=0, le=60, description="seconds for each try of a request")
+    retries: int = Field(
+        2, ge=0, le=5,
+        description="retries of a request that is safe to repeat (GET, PUT, and POSTs with an Idempotency-Key) "
+                    "after a time-out, a lost connection or a 5xx; keep timeout x (retries+1) below timeouts.action")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r}: expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+
+class Bank(_Section):
+    backend: Literal["sqlite", "http"] = Field(
+        "sqlite", description="sqlite: the embedded bank in `database`; http: the bank's REST API (bank.http)")
+    http: HttpBankSettings = HttpBankSettings()
+
+
 class Recording(_Section):
     folder: Path | None = Field(
         None,
@@ -354,6 +382,7 @@ class Config(_Section):
     email: Email = Email()
     sms: Sms = Sms()
     recording: Recording = Recording()
+    bank: Bank = Bank()
 
     @field_validator("dialed_numbers")
     @classmethod

@@ -34,7 +34,7 @@ from ..call.fixtures import next_frame
 from ..call.session import TranscriptEntry
 from ..backends.seed import DEMO_SEED, BankSeed, load_seed
 from ..backends.sqlite import Database, SqliteAgentDesk, SqliteBank, SqliteCallLog, SqliteOutbox
-from ..config import Config, Recording
+from ..config import Bank, Config, Recording
 from ..dialog import (
     ActionCompleted,
     CallStarted,
@@ -98,6 +98,7 @@ class ScratchBank:
             "database": path,
             "security": config.security.model_copy(update={"scrypt_n": 2**10}),
             "recording": Recording(),
+            "bank": Bank(),  # its own scratch SQLite bank, never the bank.http of the operator's file
         })
         self.seed: BankSeed = load_seed(seed)
         base = Line.open(self.config, echo=io.StringIO())
@@ -107,7 +108,7 @@ class ScratchBank:
             else:
                 from ..backends.seed import seed_bank
 
-                seed_bank(base.bank, self.seed)
+                seed_bank(cast(SqliteBank, base.bank), self.seed)
             self.menu = base.menu
             self.interpreter = base.interpreter
         finally:
