@@ -382,3 +382,52 @@ def test_a_console_recovery_against_voicebot_bank_serve(tmp_path: Path) -> None:
         server.terminate()
         server.wait(10)
     assert server.returncode == 0
+
+
+def _certificates(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made by openssl."""
+    files = {name: folder / name for name in ("ca.pem", "ca.key", "server.pem", "server.key",
+                                               "client.pem", "client.key")}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=test bank CA")
+    for name, extension in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        (folder / f"{name}.ext").write_text(extension + "\n")
+        openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{name}.pem", "-days", "1", "-extfile", f"{name}.ext")
+    return files
+
+
+def test_mutual_tls(tmp_path: Path) -> None:
+    import shutil
+    import ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    files = _certificates(tmp_path)
+    served = Bank(make_config(tmp_path / "bank"))
+    try:
+        # The bank's front asks for a client certificate from its CA (the test wraps the socket).
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(files["server.pem"], files["server.key"])
+        context.load_verify_locations(files["ca.pem"])
+        context.verify_mode = ssl.CERT_REQUIRED
+        served.server.socket = context.wrap_socket(served.server.socket, server_side=True)
+        url = served.url.replace("http://", "https://")
+        with_cert = served.client(url, ca_file=str(files["ca.pem"]), client_cert=str(files["client.pem"]),
+                                  client_key=str(files["client.key"]))
+        assert with_cert.customer_by_phone("+34950000004") == "C004"
+        without = served.client(url, ca_file=str(files["ca.pem"]), retries=0)
+        with pytest.raises(BackendUnavailable):
+            without.contacts("C001")
+        untrusted = served.client(url, client_cert=str(files["client.pem"]), client_key=str(files["client.key"]))
+        with pytest.raises(BackendUnavailable):  # the system's CAs do not know the bank's
+            untrusted.contacts("C001")
+        with pytest.raises(BackendError, match="TLS files"):
+            served.client(url, client_cert=str(tmp_path / "missing.pem"))
+    finally:
+        served.close()
