@@ -498,6 +498,8 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
             status += f", attempt {m['attempts']} failed: {m['last_error']}; next at {m['next_attempt_at']}"
         elif m["status"] == "failed" and m.get("last_error"):
             status += f": {m['last_error']}"
+        if m.get("receipt"):
+            status += f"; receipt {m['receipt']} at {m['receipt_at']}"
         print(f"{m['id']}  {m['created_at']}  {m['channel'].upper()} to {m['recipient']}{subject}  [{status}]")
         for text_line in m["body"].splitlines():
             print(f"      {text_line}")
