@@ -191,3 +191,22 @@ def test_a_recovery_in_the_console_sends_its_email_over_smtp(tmp_path: Path, mai
     assert mail["To"] == "ana.garcia@example.com" and "agarcia" in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "[SMS to +34600000001]" in result.transcript  # the SMS still goes to the demo phone
     assert {m["status"] for m in line.outbox.list_messages()} == {"delivered"}
+
+
+def test_implicit_tls(tmp_path: Path, certificate: tuple[Path, Path]) -> None:
+    import ssl
+
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port, ssl_context=context)
+    controller.start()
+    try:
+        outbox = outbox_at(tmp_path)
+        outbox.send_email(USERNAME_MAIL)
+        tls = Smtp(host="127.0.0.1", port=port, security="tls", ca_file=cert)
+        assert OutboxSender(outbox, SmtpMailer(tls)).send_due().sent == 1
+    finally:
+        controller.stop()
+    assert len(box.received) == 1
