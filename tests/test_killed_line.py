@@ -29,7 +29,7 @@ from voicebot.config import Config
 from voicebot.documents import DNI_LETTERS
 
 WORKER = Path(__file__).with_name("killed_line_worker.py")
-CUSTOMERS = 40
+CUSTOMERS = 400  # enough that a worker is still calling at each of the kills (a call takes ~10 ms)
 KILLS = int(os.environ.get("VOICEBOT_KILLS", "12"))
 
 
@@ -110,7 +110,11 @@ def test_a_line_killed_at_random_points_leaves_every_recovery_whole_or_not_start
         worker = start_worker(database, journal)
         time.sleep(rng.uniform(0.05, 0.6))
         if worker.poll() is not None:
-            break  # it finished every customer before its kill
+            # It finished every customer before its kill; anything else is a failure.
+            out = worker.stdout.read() if worker.stdout else ""
+            assert worker.returncode == 0 and "done" in out, \
+                f"seed {seed}: the worker stopped by itself: {out!r} {worker.stderr.read() if worker.stderr else ''}"
+            break
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         progress.append(check_consistent(database))
