@@ -215,3 +215,28 @@ def test_the_outbox_command_sends_what_is_due_and_shows_retries(tmp_path: Path) 
     assert sent.returncode == 0, sent.stderr
     assert "[SMS to +34600000001] Your code is 739146" in sent.stdout and "Sent 1;" in sent.stdout
     assert "[delivered]" in sent.stdout
+
+
+def test_queued_messages_go_now_without_the_background_sender_and_through_it_once_started(tmp_path: Path) -> None:
+    outbox = SqliteOutbox(open_database(tmp_path / "voicebot.sqlite3"))
+    threads: list[str] = []
+
+    class Noting(Provider):
+        def deliver(self, message: QueuedMessage) -> str:
+            threads.append(threading.current_thread().name)
+            return super().deliver(message)
+
+    sender = OutboxSender(outbox, Noting())
+    outbox.send_sms(CODE_SMS)
+    sender.queued()
+    assert threads == [threading.current_thread().name]  # inline: nothing else would send it
+    sender.start()
+    try:
+        outbox.send_sms(CODE_SMS)
+        sender.queued()
+        deadline = time.monotonic() + 10
+        while len(threads) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        sender.stop()
+    assert threads[1] == "voicebot-outbox"  # the step's thread did not wait for the provider

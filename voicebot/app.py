@@ -96,12 +96,12 @@ class Line:
         self.desk = desk
         self.call_log = call_log
         # The demo phone prints SMS and e-mails (into the console, with ``echo``) unless a real
-        # transport is given. A step's messages are sent as soon as the step commits, in the
-        # step's thread; start_sender() adds the retries of what could not be sent.
+        # transport is given. A step's messages are sent as soon as the step commits: by the
+        # background sender once start_sender() ran (it also retries), else in the step's thread.
         self.phone = phone or (transport if isinstance(transport, DemoPhone) else DemoPhone())
         self.transport = transport if transport is not None else self.phone
         self.sender = OutboxSender(outbox, self.transport, config.outbox)
-        self.actions = UnlockActions(bank, outbox, outbox, config, messages_queued=self.sender.send_due)
+        self.actions = UnlockActions(bank, outbox, outbox, config, messages_queued=self.sender.queued)
         self.settings = EngineSettings.from_config(config)
 
     @classmethod

@@ -177,6 +177,14 @@ class OutboxSender:
     def wake(self) -> None:
         self._wake.set()
 
+    def queued(self) -> None:
+        """A step committed messages: the background thread sends them if it runs (the step's
+        thread, and the caller, need not wait for a mail server), else they go now."""
+        if self._thread is not None:
+            self.wake()
+        else:
+            self.send_due()
+
     def stop(self, timeout: float = 5.0) -> None:
         thread, self._thread = self._thread, None
         if thread is None:
