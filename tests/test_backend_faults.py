@@ -221,3 +221,20 @@ def test_a_traceback_in_the_log_has_its_digit_runs_scrubbed(line: Line) -> None:
     log = Path(line.config.logging.file).read_text()  # type: ignore[arg-type]
     assert "an adapter failed" in log and "Fault: card #### with PIN #### refused" in log
     assert "1234" not in log and "4567" not in log
+
+
+def test_a_step_that_waited_past_its_time_for_a_worker_is_not_run(quick_line: Line) -> None:
+    before = state(quick_line)
+    outcome = quick_line.actions.run("recover_user", RECOVER, "es", asked_at=time.monotonic() - 1.0)
+    assert outcome.result == "error" and "waited too long to start" in outcome.detail
+    assert state(quick_line) == before
+
+
+def test_a_step_whose_messages_cannot_be_handed_over_now_is_still_done(line: Line) -> None:
+    def down() -> None:
+        raise BackendUnavailable("the database is busy")
+
+    outcome = UnlockActions(line.bank, line.outbox, line.outbox, line.config, messages_queued=down).run(
+        "recover_user", RECOVER, "es")
+    assert outcome.result == "sent"  # committed: the caller is told so, the sender retries later
+    assert [m["status"] for m in line.outbox.list_messages()] == ["queued", "queued"]

@@ -240,3 +240,14 @@ def test_queued_messages_go_now_without_the_background_sender_and_through_it_onc
     finally:
         sender.stop()
     assert threads[1] == "voicebot-outbox"  # the step's thread did not wait for the provider
+
+
+def test_a_sender_whose_lease_ran_out_cannot_put_back_a_message_another_holds(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "voicebot.sqlite3"
+    first, second = SqliteOutbox(open_database(path), clock), SqliteOutbox(open_database(path), clock)
+    first.send_sms(CODE_SMS)
+    [stale] = first.claim_due(lease_seconds=10)
+    clock.advance(11)
+    [held] = second.claim_due(lease_seconds=10)
+    assert first.mark_retry(stale, "late failure", 5, 1440) == "taken" and only(second)["status"] == "sending"
+    assert second.mark_sent(held, "prov-9") and only(second)["status"] == "delivered"

@@ -210,3 +210,24 @@ def test_implicit_tls(tmp_path: Path, certificate: tuple[Path, Path]) -> None:
     finally:
         controller.stop()
     assert len(box.received) == 1
+
+
+def test_a_failed_quit_after_the_server_took_the_email_does_not_send_it_again(tmp_path: Path) -> None:
+    class QuitsBadly(Mailbox):
+        async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+            return "421 closing, not nicely"
+
+    box, port = QuitsBadly(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        outbox = outbox_at(tmp_path)
+        outbox.send_email(USERNAME_MAIL)
+        sender = OutboxSender(outbox, SmtpMailer(Smtp(host="127.0.0.1", port=port, security="none")))
+        assert sender.send_due().sent == 1
+        with outbox.db.transaction() as conn:
+            conn.execute("UPDATE outbox SET next_attempt_at = created_at")
+        assert sender.send_due().sent == 0
+    finally:
+        controller.stop()
+    assert len(box.received) == 1 and outbox.list_messages()[0]["status"] == "delivered"

@@ -12,6 +12,7 @@ So a call and a Rasa assistant run one code path. A backend fault becomes the re
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -32,6 +33,7 @@ from .rasa_actions import (
     LANGUAGE_SLOT,
     RESULT_SLOT,
     SECRET_RESPONSE_VARIABLES,
+    STEP_ASKED_AT,
     UNLOCK_ACTIONS,
     Backends,
     action_call,
@@ -72,9 +74,12 @@ class UnlockActions:
         self.executor: ActionExecutor = build_executor(self.backends)
         self.domain = load_domain()
 
-    def run(self, name: str, args: Args, language: str = "es") -> ActionOutcome:
+    def run(self, name: str, args: Args, language: str = "es", asked_at: float | None = None) -> ActionOutcome:
+        """Run step ``name``; ``asked_at``: when the call asked for it (``time.monotonic()``),
+        so time spent waiting for a worker counts against ``timeouts.action``."""
         if name not in self.NAMES:
             return ActionOutcome("error", detail=f"no action named {name!r}")
+        STEP_ASKED_AT.set(asked_at)
         # The tracker holds the secrets as plain strings, as Rasa's would; it lives only for this call.
         slots: dict[str, str | None] = {key: _plain(value) or None for key, value in args.items()}
         slots[LANGUAGE_SLOT] = language
@@ -94,7 +99,7 @@ class UnlockActions:
         else:
             # Called from inside an event loop: run on a thread of its own rather than re-enter it.
             with ThreadPoolExecutor(1, thread_name_prefix="voicebot-action") as pool:
-                return pool.submit(self.execute, call).result()
+                return pool.submit(contextvars.copy_context().run, self.execute, call).result()
         if result is None:
             raise BackendError(f"the action request named no action ({call.get('next_action')!r})")
         return result.model_dump()

@@ -129,7 +129,7 @@ class Line:
             outbox,
             SqliteAgentDesk(db, config.agent.target),
             SqliteCallLog(db),
-            *_transports(config, echo, transport, outbox),
+            *message_transports(config, echo, transport, outbox),
         )
 
     def start_sender(self) -> None:
@@ -188,7 +188,7 @@ class Line:
         self.db.close()
 
 
-def _transports(config: Config, echo: TextIO | None, given: MessageTransport | None,
+def message_transports(config: Config, echo: TextIO | None, given: MessageTransport | None,
                 outbox: SqliteOutbox) -> tuple[MessageTransport, DemoPhone]:
     """Where the outbox's messages go (``given``, else the configuration's), and the demo phone."""
     phone = DemoPhone(echo)

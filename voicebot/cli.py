@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--last", type=int, default=20, metavar="N")
     outbox.add_argument("--json", action="store_true")
     outbox.add_argument("--send", action="store_true",
-                        help="first send what is due (retries), through the demo phone, printed here")
+                        help="first send what is due (retries) through the configured transports")
     outbox.set_defaults(handler=cmd_outbox)
 
     calls = sub.add_parser("calls", help="call records")
@@ -483,9 +483,17 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
     with open_database(config.database) as db:
         outbox = SqliteOutbox(db)
         if args.send:
-            from .outbox import DemoPhone, OutboxSender
+            from .app import message_transports
+            from .outbox import OutboxSender
 
-            report = OutboxSender(outbox, DemoPhone(None if args.json else sys.stdout), config.outbox).send_due()
+            # Through the configured SMTP server, SMSC or gateway; the demo phone prints here.
+            transport, _ = message_transports(config, None if args.json else sys.stdout, None, outbox)
+            try:
+                report = OutboxSender(outbox, transport, config.outbox).send_due()
+            finally:
+                close = getattr(transport, "close", None)
+                if close is not None:
+                    close()
             if not args.json:
                 print(f"Sent {report.sent}; {report.retrying} to retry later; {report.failed} failed for good.\n")
         messages = outbox.list_messages(args.last)

@@ -128,16 +128,26 @@ class OutboxSender:
         return float(max(1, math.ceil(min(wait, self.settings.retry_max_seconds))))
 
     def send_due(self) -> SendReport:
-        """One pass: every message due now is handed over once. Never raises for a message."""
+        """One pass: every message due now is handed over once. Never raises.
+
+        Messages are claimed one at a time, so a lease covers one hand-over (a batch's last
+        message could outlive its lease behind slow ones, and be claimed by another sender).
+        """
         report = SendReport()
         with self._pass:
-            try:
-                batch = self.outbox.claim_due(self.settings.lease_seconds, BATCH)
-            except BackendError as exc:
-                log.warning("outbox: cannot read the queue: %s", exc)
-                return report
-            for message in batch:
-                self._send(message, report)
+            tried: set[str] = set()
+            while len(tried) < BATCH and not self._stopping.is_set():
+                try:
+                    claimed = self.outbox.claim_due(self.settings.lease_seconds, 1)
+                except BackendError as exc:
+                    log.warning("outbox: cannot read the queue: %s", exc)
+                    break
+                if not claimed or claimed[0].id in tried:
+                    if claimed:  # due again at once (a retry within the second): leave it for later
+                        self._mark(claimed[0], report, "not tried again in the same pass", self.retry_wait(1))
+                    break
+                tried.add(claimed[0].id)
+                self._send(claimed[0], report)
         return report
 
     def _send(self, message: QueuedMessage, report: SendReport) -> None:
@@ -146,23 +156,37 @@ class OutboxSender:
         except Exception as exc:  # any fault of a transport: the message waits, the sender goes on
             error = _DIGIT_RUN.sub(lambda m: "#" * len(m.group()), f"{type(exc).__name__}: {exc}")
             permanent = isinstance(exc, DeliveryError) and exc.permanent
-            status = self.outbox.mark_retry(message, error, self.retry_wait(message.attempt),
-                                            0 if permanent else self.settings.give_up_minutes)
-            if status == "failed":
-                report.failed += 1
-                log.error("outbox: %s (%s) failed for good after %d attempt(s): %s",
-                          message.id, message.channel, message.attempt, error)
-            else:
-                report.retrying += 1
-                log.warning("outbox: %s (%s) not sent (attempt %d): %s; retried in %g s",
-                            message.id, message.channel, message.attempt, error, self.retry_wait(message.attempt))
+            self._mark(message, report, error, self.retry_wait(message.attempt), permanent)
             return
-        if self.outbox.mark_sent(message, str(provider_id)):
-            report.sent += 1
+        try:
+            if not self.outbox.mark_sent(message, str(provider_id)):
+                # Our lease ran out while the provider took its time, and another sender may have
+                # claimed the message: it sends with the same key, which the provider drops.
+                log.warning("outbox: %s was sent after its lease ran out", message.id)
+        except BackendError as exc:
+            # Taken by the provider but not marked: after the lease it is sent again, under the
+            # same key. Nothing better can be done with the database failing.
+            log.error("outbox: %s was sent but cannot be marked: %s", message.id, exc)
+        report.sent += 1
+
+    def _mark(self, message: QueuedMessage, report: SendReport, error: str, wait: float,
+              permanent: bool = False) -> None:
+        try:
+            status = self.outbox.mark_retry(message, error, wait, 0 if permanent else self.settings.give_up_minutes)
+        except BackendError as exc:
+            log.error("outbox: %s not sent and cannot be marked (%s): retried after its lease", message.id, exc)
+            report.retrying += 1
+            return
+        if status == "taken":
+            log.info("outbox: %s failed after its lease ran out; another sender has it", message.id)
+        elif status == "failed":
+            report.failed += 1
+            log.error("outbox: %s (%s) failed for good after %d attempt(s): %s",
+                      message.id, message.channel, message.attempt, error)
         else:
-            # Our lease ran out while the provider took its time, and another sender may have
-            # claimed the message: it sends with the same key, which the provider drops.
-            log.warning("outbox: %s was sent after its lease ran out", message.id)
+            report.retrying += 1
+            log.warning("outbox: %s (%s) not sent (attempt %d): %s; retried in %g s",
+                        message.id, message.channel, message.attempt, error, wait)
 
     # ---------------------------------------------------------------- in the background
 
@@ -185,20 +209,24 @@ class OutboxSender:
         else:
             self.send_due()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop sending: the pass in progress ends after the message it is handing over (the
+        rest stay queued), so the transport and the database can be closed after this."""
         thread, self._thread = self._thread, None
-        if thread is None:
-            return
         self._stopping.set()
         self._wake.set()
-        thread.join(timeout)
+        if thread is not None:
+            thread.join(timeout)
+        with self._pass:  # and a pass run in a step's thread is over too
+            pass
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self.send_due()
             try:
+                self.send_due()
                 due_in = self.outbox.next_due_in()
-            except BackendError:
+            except Exception:  # never let the thread die: the next wake tries again
+                log.exception("outbox: the sender's pass failed")
                 due_in = self.settings.retry_first_seconds
             # Also look now and then without being woken: another process may have queued.
             # Never spin: a message still due after a pass (the database was busy) waits a little.

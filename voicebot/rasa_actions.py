@@ -33,6 +33,7 @@ import re
 import signal
 import time
 from abc import abstractmethod
+from contextvars import ContextVar
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ SECRET_SLOTS = frozenset({"card_last4", "pin"})
 SECRET_RESPONSE_VARIABLES = frozenset({"sms_key"})
 # The sender id of the IVR's in-process calls (a Rasa conversation id otherwise).
 IVR_SENDER_ID = "voicebot-ivr"
+# When the call asked for the step now running (time.monotonic()), if a call did: its time
+# limit counts from then, not from when a worker got to it.
+STEP_ASKED_AT: ContextVar[float | None] = ContextVar("STEP_ASKED_AT", default=None)
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,15 @@ class Backends:
         that do not share a database (a bank's REST API and a local outbox, issue 11) get no
         such guarantee here yet: the step then changes the bank first and queues after.
         """
+        if self.shares_one_database():
+            return cast(AbstractContextManager[object], self.bank.db.atomic())  # type: ignore[attr-defined]
+        return nullcontext()
+
+    def shares_one_database(self) -> bool:
+        """Bank, SMS and e-mail write to one database (the embedded ones): a step can be one transaction."""
         databases = {id(getattr(part, "db", None)) for part in (self.bank, self.sms, self.email)}
         db = getattr(self.bank, "db", None)
-        if len(databases) == 1 and db is not None and hasattr(db, "atomic"):
-            return cast(AbstractContextManager[object], db.atomic())
-        return nullcontext()
+        return len(databases) == 1 and db is not None and hasattr(db, "atomic")
 
 
 @dataclass
@@ -168,12 +176,21 @@ class UnlockAction(Action):
         a backend (an exception, a reply of the wrong shape) is the result ``error``; its
         detail names the kind of fault, never a value.
         """
-        deadline = time.monotonic() + self.config.timeouts.action
+        # The clock starts when the call asked for the step (it may have waited for a worker).
+        deadline = (STEP_ASKED_AT.get() or time.monotonic()) + self.config.timeouts.action
+        if time.monotonic() > deadline:
+            log.warning("%s waited past its time before it could start: not run", self.name())
+            return StepResult("error", detail="BackendUnavailable: the step waited too long to start: not run")
+        undoable = self.atomic and self.backends.shares_one_database()
         try:
             with self.backends.atomic() if self.atomic else nullcontext():
                 outcome = self.perform(values, language)
                 if time.monotonic() > deadline:
-                    raise BackendUnavailable(f"the step took longer than {self.config.timeouts.action:g} s: undone")
+                    if undoable:
+                        raise BackendUnavailable(f"the step took longer than {self.config.timeouts.action:g} s: undone")
+                    # Backends on different systems cannot be rolled back (SECURITY.md, known gaps).
+                    log.warning("%s took longer than %g s and cannot be undone", self.name(),
+                                self.config.timeouts.action)
         except BackendError as exc:
             log.warning("%s failed: %s", self.name(), exc)
             return StepResult("error", detail=f"{type(exc).__name__}: {exc}")
@@ -186,7 +203,10 @@ class UnlockAction(Action):
             log.error("%s: unexpected %s from a backend", self.name(), type(exc).__name__)
             return StepResult("error", detail=f"unexpected fault ({type(exc).__name__})")
         if self.atomic and self.backends.messages_queued is not None:
-            self.backends.messages_queued()
+            try:
+                self.backends.messages_queued()
+            except Exception:  # the step is done and committed: its messages wait for a retry
+                log.exception("%s: its messages are queued but could not be handed over now", self.name())
         return outcome
 
     @abstractmethod

@@ -324,6 +324,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: "BankServer"
     protocol_version = "HTTP/1.1"
     server_version = "voicebot-bank/1"
+    timeout = 30  # seconds a client may take to send its request: one that never does frees its thread
 
     def _serve(self) -> None:
         length_text = self.headers.get("Content-Length", "0")

@@ -275,6 +275,7 @@ _OUTBOX_SENDING_COLUMNS = {
     "attempts": "INTEGER NOT NULL DEFAULT 0",
     "next_attempt_at": "TEXT",
     "lease_until": "TEXT",  # a sender has it until then
+    "claim": "TEXT",  # which sender's hold: a sender whose lease ran out cannot mark it any more
     "last_error": "TEXT",
     "provider_id": "TEXT",
     "receipt": "TEXT",  # the provider's delivery receipt, when it sends one (DELIVRD, UNDELIV, …)
@@ -302,6 +303,10 @@ def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
             if statement.strip():
                 conn.execute(statement)
         _add_columns(conn, "outbox", _OUTBOX_SENDING_COLUMNS)
+        # A message a version-1 line left queued (killed mid-send) gets what the sender needs.
+        for (row_id,) in conn.execute("SELECT id FROM outbox WHERE idempotency_key IS NULL").fetchall():
+            conn.execute("UPDATE outbox SET idempotency_key = ?, next_attempt_at = created_at WHERE id = ?",
+                         (secrets.token_urlsafe(16), row_id))
         conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS outbox_by_idempotency_key ON outbox (idempotency_key)")
         conn.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at)")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -854,6 +859,7 @@ class QueuedMessage:
     body: Secret  # the clear text, with its secrets: never logged
     idempotency_key: str  # the same on every attempt, so a provider can drop a repeat
     attempt: int  # 1 for the first
+    claim: str = ""  # this sender's hold on it: marking it needs the hold still to be this one
 
 
 class SqliteOutbox:
@@ -931,10 +937,12 @@ class SqliteOutbox:
         """Reserve up to ``limit`` messages that are due, for ``lease_seconds``; oldest first.
 
         Due: queued with its retry time passed, or reserved by a sender whose lease ran out
-        (it died mid-send). Claiming counts an attempt.
+        (it died mid-send). Claiming counts an attempt. (A sender claims one at a time, so
+        its lease covers one hand-over, not a batch's.)
         """
         now = _now(self._clock)
         stamp, until = _timestamp(now), _timestamp(now + timedelta(seconds=lease_seconds))
+        claim = secrets.token_urlsafe(12)
         with self.db.transaction() as conn:
             rows = conn.execute(
                 "SELECT * FROM outbox WHERE body_clear IS NOT NULL AND ("
@@ -944,27 +952,33 @@ class SqliteOutbox:
             ).fetchall()
             for row in rows:
                 conn.execute(
-                    "UPDATE outbox SET status = 'sending', lease_until = ?, attempts = attempts + 1 WHERE id = ?",
-                    (until, row["id"]),
+                    "UPDATE outbox SET status = 'sending', lease_until = ?, claim = ?, attempts = attempts + 1"
+                    " WHERE id = ?",
+                    (until, claim, row["id"]),
                 )
         return [
             QueuedMessage(f"outbox-{row['id']}", row["channel"], row["recipient"], row["subject"], row["language"],
-                          Secret(row["body_clear"]), row["idempotency_key"], row["attempts"] + 1)
+                          Secret(row["body_clear"]), row["idempotency_key"], row["attempts"] + 1, claim)
             for row in rows
         ]
 
     def mark_sent(self, message: QueuedMessage, provider_id: str) -> bool:
-        """The provider took it: keep its id, forget the clear text. False if the lease was lost."""
+        """The provider took it: keep its id, forget the clear text. Recorded even when this
+        sender's hold ran out meanwhile (the provider took it; another sender's attempt carries
+        the same key); returns whether the hold was still this sender's."""
         with self.db.transaction() as conn:
-            done = conn.execute(
+            held = conn.execute("SELECT claim = ? FROM outbox WHERE id = ?",
+                                (message.claim, _row_id(message))).fetchone()
+            conn.execute(
                 "UPDATE outbox SET status = 'delivered', delivered_at = ?, provider_id = ?, body_clear = NULL,"
-                " lease_until = NULL, last_error = NULL WHERE id = ? AND status = 'sending'",
+                " lease_until = NULL, claim = NULL, last_error = NULL WHERE id = ? AND status IN ('sending', 'queued')",
                 (_timestamp(_now(self._clock)), provider_id[:200], _row_id(message)),
             )
-        return done.rowcount == 1
+        return bool(held and held[0])
 
     def mark_retry(self, message: QueuedMessage, error: str, retry_in: float, give_up_minutes: int) -> str:
-        """Not sent this time: due again in ``retry_in`` seconds, or failed if it is too old. The new status."""
+        """Not sent this time: due again in ``retry_in`` seconds, or failed if it is too old. The new
+        status; "taken" if this sender's hold ran out and another sender has the message now."""
         now = _now(self._clock)
         with self.db.transaction() as conn:
             row = conn.execute("SELECT created_at FROM outbox WHERE id = ?", (_row_id(message),)).fetchone()
@@ -973,18 +987,19 @@ class SqliteOutbox:
             too_old = now >= _parse_timestamp(row["created_at"]) + timedelta(minutes=give_up_minutes)
             if too_old:
                 # Given up: the clear text goes, so a secret does not wait in the file forever.
-                conn.execute(
-                    "UPDATE outbox SET status = 'failed', body_clear = NULL, lease_until = NULL, last_error = ?"
-                    " WHERE id = ? AND status = 'sending'",
-                    (error[:500], _row_id(message)),
+                # (Only under this sender's own hold: a stale sender never undoes another's work.)
+                failed = conn.execute(
+                    "UPDATE outbox SET status = 'failed', body_clear = NULL, lease_until = NULL, claim = NULL,"
+                    " last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?",
+                    (error[:500], _row_id(message), message.claim),
                 )
-                return "failed"
-            conn.execute(
-                "UPDATE outbox SET status = 'queued', next_attempt_at = ?, lease_until = NULL, last_error = ?"
-                " WHERE id = ? AND status = 'sending'",
-                (_timestamp(now + timedelta(seconds=retry_in)), error[:500], _row_id(message)),
+                return "failed" if failed.rowcount else "taken"
+            queued = conn.execute(
+                "UPDATE outbox SET status = 'queued', next_attempt_at = ?, lease_until = NULL, claim = NULL,"
+                " last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?",
+                (_timestamp(now + timedelta(seconds=retry_in)), error[:500], _row_id(message), message.claim),
             )
-        return "queued"
+        return "queued" if queued.rowcount else "taken"
 
     def record_receipt(self, provider_id: str, state: str) -> bool:
         """A delivery receipt for the message the provider knows as ``provider_id`` (or, for a

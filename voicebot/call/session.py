@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -468,9 +469,11 @@ class CallSession:
             self._feed(ActionCompleted(command.action_id, outcome.result, outcome.data, outcome.detail))
             return
 
+        asked_at = time.monotonic()
+
         def work() -> None:
             try:
-                outcome = self.line.actions.run(command.name, command.args, language)
+                outcome = self.line.actions.run(command.name, command.args, language, asked_at=asked_at)
                 done = ActionCompleted(command.action_id, outcome.result, outcome.data, outcome.detail)
             except Exception as exc:  # never leave the caller in silence: the engine hands over to an agent
                 log.exception("call %s: action %s failed", self.meta.call_id, command.name)

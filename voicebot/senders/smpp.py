@@ -323,7 +323,11 @@ class _Link:
         try:
             while not self._stop.is_set():
                 sock = self.client._socket
-                readable, _, _ = select.select([sock], [], [], _POLL)
+                # poll(), not select(): select() refuses descriptors past 1023, which a busy
+                # SIP process reaches.
+                poller = select.poll()
+                poller.register(sock, select.POLLIN | select.POLLPRI)
+                readable = poller.poll(_POLL * 1000)
                 if not readable:
                     self._keep_alive()
                     continue

@@ -10,6 +10,7 @@ outbox sender.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import smtplib
 import ssl
@@ -36,9 +37,10 @@ class SmtpMailer:
         if message.channel != "email":
             raise DeliveryError(f"{message.id}: the SMTP sender takes e-mails, not {message.channel}", permanent=True)
         mail = self.compose(message)
+        smtp: smtplib.SMTP | None = None
         try:
-            with self._session() as smtp:
-                refused = smtp.send_message(mail)
+            smtp = self._session()
+            refused = smtp.send_message(mail)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise DeliveryError(f"{message.id}: the server refused the recipient ({codes})",
@@ -53,6 +55,13 @@ class SmtpMailer:
         except (smtplib.SMTPException, OSError) as exc:  # down, refused, timed out, TLS failed
             raise DeliveryError(f"{message.id}: cannot reach the SMTP server "
                                 f"{self.settings.host}:{self.settings.port} ({type(exc).__name__})") from None
+        finally:
+            if smtp is not None:
+                # After the server took the DATA, a failed QUIT (a 421, a late reply) is no
+                # failure of the message: it must not be retried, or the customer gets it twice.
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    smtp.quit()
+                smtp.close()
         if refused:  # only some recipients refused: we send to one, so this is that one
             raise DeliveryError(f"{message.id}: the server refused the recipient", permanent=True)
         return str(mail["Message-ID"])
