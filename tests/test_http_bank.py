@@ -115,7 +115,10 @@ class Proxy:
                     return self._answer(200, b'{"customer_id": 7, "result": ["ok"], "username": null}')
                 headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "idempotency-key",
                                                                                    "content-type")}
-                reply = httpx.request(self.command, proxy.target + self.path, content=body, headers=headers)
+                try:
+                    reply = httpx.request(self.command, proxy.target + self.path, content=body, headers=headers)
+                except httpx.HTTPError:  # the bank went away (a test ending): as a real proxy would say
+                    return self._answer(502, b'{"error": "unavailable", "message": "bad gateway"}')
                 if fault == "lose-once":
                     # The bank did the work; its reply never reaches the client.
                     proxy.faults.remove((self.command, next(p for m, p, f in proxy.faults if f == fault), fault))
