@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -374,6 +375,13 @@ class BankServer(ThreadingHTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        # socketserver's default prints a traceback to stderr (a client that hung up before
+        # its reply, most often): one line in the log, no request content.
+        kind = sys.exc_info()[0]
+        log.warning("bank: a request from %s ended with %s", client_address[0],
+                    kind.__name__ if kind is not None else "an error")
 
 
 def make_server(bank: BankingBackend, host: str = "127.0.0.1", port: int = 8085, token: str | None = None,
