@@ -1,14 +1,19 @@
-"""Shared fixtures: a line over a real SQLite file in a temporary folder, and a scripted caller."""
+"""Shared fixtures: a line over a real SQLite file in a temporary folder, a scripted caller, and a
+real PostgreSQL server for the tests of the shared database."""
 
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from tests.postgres import PostgresServer, skip_unless_postgres, start_postgres
 from voicebot.app import Line
 from voicebot.config import Config
 from voicebot.transports.console import ConsoleCall
@@ -84,3 +89,24 @@ def line(config: Config) -> Iterator[Line]:
 @pytest.fixture
 def caller(line: Line) -> Caller:
     return Caller(line)
+
+
+# A real PostgreSQL server (tests/postgres.py): one per run, a database per test.
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    skip_unless_postgres()
+    # Not pytest's tmp_path: its folders are 0700 under root, out of reach of the postgres user.
+    folder = Path(tempfile.mkdtemp(prefix="voicebot-pg-"))
+    os.chmod(folder, 0o755)
+    server = start_postgres(folder / "cluster")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    return postgres_server.new_database()

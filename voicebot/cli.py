@@ -229,7 +229,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     line.start_sender()
     added = line.ensure_demo_bank()
     if added:
-        print(f"First start: the demo bank now has {added} customers ({config.database}). See README.md.")
+        print(f"First start: the demo bank now has {added} customers ({config.database_shown}). See README.md.")
     sip = None if args.no_sip else _sip_beside(config)
     try:
         from .call.headset import find_headset
@@ -378,7 +378,7 @@ def cmd_bank_seed(args: argparse.Namespace, config: Config) -> int:
     seed = load_seed(path)
     with open_database(config.database) as db:
         count = seed_bank(SqliteBank(db, config.codes, config.lockout, config.security), seed)
-    print(f"{count} customers loaded from {path} into {config.database}")
+    print(f"{count} customers loaded from {path} into {config.database_shown}")
     return 0
 
 
@@ -388,7 +388,7 @@ def cmd_bank_show(args: argparse.Namespace, config: Config) -> int:
     with open_database(config.database) as db:
         customers = SqliteBank(db, config.codes, config.lockout, config.security).list_customers()
     if _printed_as_json_or_empty(args, customers,
-                                 f"No customers in {config.database}. Load the demo ones: voicebot bank seed"):
+                                 f"No customers in {config.database_shown}. Load the demo ones: voicebot bank seed"):
         return 0
     for c in customers:
         users = ", ".join(f"{ch}: {u['username']}{' (must change)' if u['must_change'] else ''}" for ch, u in c["users"].items())
@@ -433,7 +433,7 @@ def cmd_bank_serve(args: argparse.Namespace, config: Config) -> int:
     with open_database(config.database) as db:
         bank = SqliteBank(db, config.codes, config.lockout, config.security)
         if not bank.list_customers():
-            print(f"note: no customers in {config.database} yet (load the demo ones: voicebot bank seed)",
+            print(f"note: no customers in {config.database_shown} yet (load the demo ones: voicebot bank seed)",
                   file=sys.stderr)
         try:
             server = make_server(bank, args.host, args.port, token)
@@ -445,7 +445,7 @@ def cmd_bank_serve(args: argparse.Namespace, config: Config) -> int:
 
         signal.signal(signal.SIGTERM, stop)
         # Never the token itself: whether one is asked.
-        print(f"Bank API on {server.url}/v1 over {config.database} "
+        print(f"Bank API on {server.url}/v1 over {config.database_shown} "
               f"({'bearer token required' if token else 'NO token required'}); Ctrl-C to stop", flush=True)
         try:
             server.serve_forever()
@@ -767,5 +767,5 @@ def cmd_config_check(args: argparse.Namespace, config: Config) -> int:
     source = args.file or args.config or "built-in defaults"
     print(f"{source}: OK — menu {config.menu} ({len(menu.nodes)} nodes, entry points "
           f"{', '.join(sorted(menu.entry_points))}), languages {', '.join(config.languages)}, "
-          f"database {config.database}")
+          f"database {config.database_shown}")
     return 0

@@ -282,9 +282,35 @@ class Sip(_Section):
         return value
 
 
+class Ops(_Section):
+    """`voicebot serve`'s operations endpoint: /healthz for a balancer or an orchestrator, /metrics for Prometheus."""
+
+    listen: str | None = Field(
+        "127.0.0.1:9464",
+        description="host:port of /healthz and /metrics (port 0: any free port); null: none. The default is "
+                    "best-effort (taken: a warning, the line goes on); an address set here or by --ops must be had")
+    database_timeout: float = Field(
+        2.0, gt=0, le=30, description="seconds /healthz waits for the database to answer a SELECT 1 before 503")
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"{value!r}: expected host:port, e.g. 127.0.0.1:9464 (port 0: any free port)")
+        return value
+
+
 class Logging(_Section):
-    file: Path | None = Field(Path("var/voicebot.log"), description="log file (secrets are masked); null for none")
+    file: Path | None = Field(
+        Path("var/voicebot.log"),
+        description='log file (secrets are masked); "-" for standard error (under systemd: the journal); null for none')
     level: str = Field("INFO")
+    format: Literal["text", "json"] = Field(
+        "text", description="text: one plain line per event; json: one JSON object per line (time, level, logger, "
+                            "message, call_id, exception), for a log collector")
 
     @field_validator("level")
     @classmethod
@@ -353,8 +379,17 @@ def normalise_number(number: str) -> str:
     return digits.lstrip("+")
 
 
+def masked_database(target: str | Path) -> str:
+    """A ``database`` setting as it may be printed or logged: a server URL's password masked."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1****@", str(target))
+
+
 class Config(_Section):
-    database: Path = Field(Path("var/voicebot.sqlite3"), description="the SQLite file: bank, outbox, call records")
+    database: Path | str = Field(
+        Path("var/voicebot.sqlite3"),
+        description="bank, outbox, call records: a SQLite file (one machine), or a PostgreSQL server shared by "
+        "several line instances, as postgresql://user@host:port/dbname (a password is better in PGPASSWORD or "
+        "~/.pgpass than in the URL)")
     menu: Path = Field(DEFAULT_MENU, description="the menu tree (YAML)")
     languages: tuple[str, ...] = Field(("es", "en"), min_length=1)
     default_language: str = "es"
@@ -378,11 +413,32 @@ class Config(_Section):
     security: Security = Security()
     tts: Tts = Tts()
     sip: Sip = Sip()
+    ops: Ops = Ops()
     outbox: Outbox = Outbox()
     email: Email = Email()
     sms: Sms = Sms()
     recording: Recording = Recording()
     bank: Bank = Bank()
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _file_or_server(cls, value: Any) -> Any:
+        if isinstance(value, str) and re.match(r"(?i)^postgres(ql)?://", value):
+            from psycopg import ProgrammingError, conninfo
+
+            try:
+                conninfo.conninfo_to_dict(value)
+            except ProgrammingError as exc:
+                raise ValueError(f"not a PostgreSQL URL ({str(exc).splitlines()[0]})") from None
+            return value
+        if isinstance(value, str) and re.match(r"^[a-z][a-z0-9+.-]*://", value, re.IGNORECASE):
+            raise ValueError("a database URL must be postgresql://…; anything else is a SQLite file's path")
+        return Path(value) if isinstance(value, str) else value
+
+    @property
+    def database_shown(self) -> str:
+        """The ``database`` setting to print: a password in a server URL is masked."""
+        return masked_database(self.database)
 
     @field_validator("dialed_numbers")
     @classmethod

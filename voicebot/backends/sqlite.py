@@ -168,10 +168,20 @@ def utc_now() -> datetime:
 
 
 class Database:
-    """One SQLite file shared by threads (one connection behind a lock) and processes (WAL)."""
+    """The line's database, shared by threads (one connection behind a lock) and processes.
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
-        self.path = path
+    This class is the embedded SQLite file (WAL, so several processes on one machine share
+    it); :class:`voicebot.backends.postgres.PostgresDatabase` is a PostgreSQL server, for
+    several machines. Both give the backends the same thing: :meth:`transaction`, yielding a
+    connection whose ``execute`` takes SQLite's SQL with ``?`` placeholders, and write
+    transactions that run one at a time across every process, so a read-then-update (a
+    PIN counter, a code, an outbox claim) never interleaves with another's.
+    """
+
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+    def __init__(self, path: Path | str, connection: Any) -> None:
+        self.path = path  # where, for messages (a server's address has its password masked)
         self._connection = connection
         # One connection and a lock, rather than one per thread: calls run few, short
         # statements, and a per-thread connection would outlive the threads of ended calls.
@@ -183,34 +193,38 @@ class Database:
     def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
         """This process's connection inside one transaction, committed on success.
 
-        ``write`` takes the write lock at the start (``BEGIN IMMEDIATE``), so a
-        read-then-update cannot interleave with another process's update.
+        ``write`` takes the write lock at the start, so a read-then-update cannot interleave
+        with another process's update.
         """
         with self._lock:
             if self._closed:
                 raise BackendError(f"{self.path}: the database is closed")
-            conn = self._connection
             if self._depth:
                 # Inside a transaction this thread already opened (a backend step made atomic,
                 # :meth:`atomic`): join it as a savepoint. A failure here undoes only this part
                 # (the caller may recover from it); the outer transaction keeps or drops the rest.
+                conn = self._connection
                 savepoint = f"nested_{self._depth}"
                 self._depth += 1
                 try:
                     conn.execute(f"SAVEPOINT {savepoint}")
+                    if write:
+                        self._lock_writers(conn)
                     yield conn
                     conn.execute(f"RELEASE {savepoint}")
                 except BaseException as exc:
-                    conn.execute(f"ROLLBACK TO {savepoint}")
-                    conn.execute(f"RELEASE {savepoint}")
-                    if isinstance(exc, sqlite3.Error):
-                        raise BackendError(f"{self.path}: database error: {exc}") from exc
+                    if not self._broken():
+                        conn.execute(f"ROLLBACK TO {savepoint}")
+                        conn.execute(f"RELEASE {savepoint}")
+                    if isinstance(exc, self.errors):
+                        raise BackendError(f"{self.path}: database error: {self._describe(exc)}") from exc
                     raise
                 finally:
                     self._depth -= 1
                 return
+            conn = self._connect()
             try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                self._begin(conn, write)
                 self._depth = 1
                 try:
                     yield conn
@@ -218,17 +232,39 @@ class Database:
                     self._depth = 0
                 conn.execute("COMMIT")
             except BaseException as exc:
-                if conn.in_transaction:
+                if self._in_transaction(conn):
                     conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    # Busy past the timeout, disk full, a broken constraint: the backend failed.
-                    raise BackendError(f"{self.path}: database error: {exc}") from exc
+                if isinstance(exc, self.errors):
+                    # Busy past the timeout, disk full, a broken constraint, the server gone.
+                    raise BackendError(f"{self.path}: database error: {self._describe(exc)}") from exc
                 raise
 
     def atomic(self) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
         """One write transaction that every backend on this database joins until it ends:
         a bank change and the messages that tell the customer are kept together or not at all."""
         return self.transaction(write=True)
+
+    # -- what differs between database engines
+
+    def _connect(self) -> Any:
+        """The connection for a new outermost transaction (a server's may be opened again)."""
+        return self._connection
+
+    def _begin(self, conn: Any, write: bool) -> None:
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def _lock_writers(self, conn: Any) -> None:
+        """Inside a transaction begun for reading, a nested write. SQLite takes its write lock
+        by itself at the first write."""
+
+    def _in_transaction(self, conn: Any) -> bool:
+        return bool(conn.in_transaction)
+
+    def _broken(self) -> bool:
+        return False
+
+    def _describe(self, exc: BaseException) -> str:
+        return str(exc)
 
     def close(self) -> None:
         with self._lock:
@@ -243,8 +279,18 @@ class Database:
         self.close()
 
 
+def is_server_url(target: str | Path) -> bool:
+    """Whether the ``database`` setting names a PostgreSQL server rather than a SQLite file."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
 def open_database(path: str | Path) -> Database:
-    """Open (creating if needed) the voicebot database at ``path``."""
+    """Open (creating if needed) the voicebot database: a SQLite file at ``path``, or the
+    PostgreSQL server a ``postgresql://`` URL names."""
+    if is_server_url(path):
+        from .postgres import open_postgres
+
+        return open_postgres(str(path))
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -515,9 +561,6 @@ class SqliteBank:
                     " WHERE customers.document_type = ? AND customers.document_number = ? AND cards.last4 = ?",
                     (str(document.type), document.number, last4),
                 ).fetchone()
-            phantom_tries = 0 if card is not None else conn.execute(
-                "SELECT COUNT(*) FROM verification_failures WHERE scope = 'card' AND subject = ?", (phantom,)
-            ).fetchone()[0]
             dummy = self._card_dummy(conn)
         if paused:
             self._check_stored(clear_pin, dummy)  # the same time as a real check
@@ -530,6 +573,11 @@ class SqliteBank:
         now = _timestamp(_now(self._clock))
         with self.db.transaction() as conn:
             if card is None:
+                # Counted again under the write lock: another call (another instance) may have
+                # tried this made-up card since the read above.
+                phantom_tries = conn.execute(
+                    "SELECT COUNT(*) FROM verification_failures WHERE scope = 'card' AND subject = ?", (phantom,)
+                ).fetchone()[0]
                 locked = phantom_tries >= self.lockout.max_pin_attempts
                 if not locked:
                     conn.execute("INSERT INTO verification_failures (scope, subject, failed_at) VALUES ('card', ?, ?)",
@@ -925,10 +973,10 @@ class SqliteOutbox:
             row_id = conn.execute(
                 "INSERT INTO outbox (channel, recipient, subject, language, body_masked, body_clear, status,"
                 " created_at, idempotency_key, attempts, next_attempt_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, 0, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, 0, ?) RETURNING id",
                 (channel, message.to, message.subject, message.language, masked, clear, now,
                  secrets.token_urlsafe(16), now),
-            ).lastrowid
+            ).fetchone()[0]
         return f"outbox-{row_id}"
 
     # -- the sender's side (voicebot.outbox.OutboxSender)
@@ -1051,9 +1099,9 @@ class SqliteAgentDesk:
         payload = to_json(dict(context), "a hand-off context")
         with self.db.transaction() as conn:
             row_id = conn.execute(
-                "INSERT INTO handoffs (target, reason, context, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO handoffs (target, reason, context, created_at) VALUES (?, ?, ?, ?) RETURNING id",
                 (self.target, reason, payload, _timestamp(_now(self._clock))),
-            ).lastrowid
+            ).fetchone()[0]
         return TransferTicket(self.target, f"handoff-{row_id}")
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
