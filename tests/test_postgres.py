@@ -209,3 +209,25 @@ def test_wrong_pin_calls_through_separate_line_processes_lock_at_the_limit(
                             ).fetchone()[0] == LIMIT
     with open_database(postgres_url) as database:
         assert len(SqliteCallLog(database).recent(10)) == 3
+
+
+def test_a_step_holds_the_writers_lock_from_its_first_write_not_while_it_hashes(postgres_url: str) -> None:
+    """A step (Database.atomic) that is still hashing its new password has written nothing:
+    other instances write meanwhile. From its first write to its commit, they wait."""
+    import threading
+
+    step, other = open_database(postgres_url), open_database(postgres_url)
+    other_log = SqliteCallLog(other)
+    with step.atomic():
+        other_log.save({"call_id": "written-while-the-step-hashes", "outcome": "in_progress"})  # not blocked
+        with step.transaction() as conn:
+            conn.execute("INSERT INTO keys (name, value) VALUES ('step', 'written')")
+        waited = threading.Event()
+        writer = threading.Thread(target=lambda: (other_log.save({"call_id": "after", "outcome": "x"}), waited.set()))
+        writer.start()
+        assert not waited.wait(0.5)  # the other instance's write waits for the step's commit
+    writer.join(10)
+    assert waited.is_set()
+    assert {r["call_id"] for r in SqliteCallLog(step).recent()} == {"written-while-the-step-hashes", "after"}
+    step.close()
+    other.close()

@@ -110,7 +110,8 @@ class Line:
         (printed to ``echo``, if given)."""
         menu, interpreter = load_dialog(config)
         db = open_database(config.database)
-        # The outbox, desk and call log stay in SQLite whichever bank: they are the line's own.
+        # The outbox, desk and call log stay in the line's database (the SQLite file, or the
+        # PostgreSQL server several instances share) whichever bank: they are the line's own.
         bank: SqliteBank | HttpBank
         if config.bank.backend == "http":
             bank = HttpBank(config.bank.http)
@@ -151,9 +152,13 @@ class Line:
         """Seed the demo customers into an empty bank (first start); returns how many were added."""
         if not isinstance(self.bank, SqliteBank):
             return 0  # a bank over HTTP is seeded where it runs (`voicebot bank seed` beside `bank serve`)
-        if self.bank.list_customers():
-            return 0
-        return seed_bank(self.bank, load_seed(DEMO_SEED))
+        seed = load_seed(DEMO_SEED)
+        # The writers' lock from the start (not atomic()'s, taken at the first write): instances
+        # that start together on one database seed it once.
+        with self.db.transaction(write=True):
+            if self.bank.list_customers():
+                return 0
+            return seed_bank(self.bank, seed)
 
     def new_engine(self) -> DialogEngine:
         return DialogEngine(self.menu, self.interpreter, self.settings)

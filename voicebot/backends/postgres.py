@@ -38,6 +38,7 @@ from .sqlite import SCHEMA_VERSION, Database
 
 CONNECT_TIMEOUT_SECONDS = 5
 STATEMENT_TIMEOUT_MS = 10_000  # a statement stuck on a lock fails the step rather than the call's silence
+IDLE_IN_TRANSACTION_MS = 30_000
 # The advisory lock every write transaction takes (any constant: "voicebot" in ASCII).
 WRITERS_LOCK = 0x766F696365626F74
 
@@ -250,10 +251,14 @@ class PostgresDatabase(Database):
             conn = self._connection = _connect(self.url)
         return conn
 
-    def _begin(self, conn: PgConnection, write: bool) -> None:
+    defers_writers_lock = True
+
+    def _begin(self, conn: PgConnection, write: bool, lock: bool) -> None:
         if write:
+            # READ COMMITTED: once the lock is had, each statement sees every earlier writer's commit.
             conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-            self._lock_writers(conn)
+            if lock:
+                self._lock_writers(conn)
         else:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
 
@@ -298,6 +303,9 @@ def _connect(url: str) -> PgConnection:
         raise BackendError(f"{where}: cannot reach the database: {describe_error(exc)}") from None
     try:
         raw.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+        # A process that stops mid-transaction without closing its socket (frozen, cut off by
+        # the network) must not hold the writers' lock for long: the server ends its session.
+        raw.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
         raw.execute("SET TIME ZONE 'UTC'")
     except psycopg.Error as exc:
         raw.close()

@@ -187,14 +187,19 @@ class Database:
         # statements, and a per-thread connection would outlive the threads of ended calls.
         self._lock = threading.RLock()
         self._depth = 0  # transactions this (lock-holding) thread has open, outer one first
+        self._writing = False  # the open transaction holds the writers' lock
         self._closed = False
 
+    # Whether atomic() may wait for its first write to take the writers' lock (see atomic).
+    defers_writers_lock = False
+
     @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(self, write: bool = True, lock_later: bool = False) -> Iterator[sqlite3.Connection]:
         """This process's connection inside one transaction, committed on success.
 
         ``write`` takes the write lock at the start, so a read-then-update cannot interleave
-        with another process's update.
+        with another process's update; with ``lock_later`` (:meth:`atomic`), at the start of
+        the first write transaction nested in it.
         """
         with self._lock:
             if self._closed:
@@ -206,16 +211,20 @@ class Database:
                 conn = self._connection
                 savepoint = f"nested_{self._depth}"
                 self._depth += 1
+                locks_here = write and not self._writing
                 try:
                     conn.execute(f"SAVEPOINT {savepoint}")
-                    if write:
+                    if locks_here:
                         self._lock_writers(conn)
+                        self._writing = True
                     yield conn
                     conn.execute(f"RELEASE {savepoint}")
                 except BaseException as exc:
                     if not self._broken():
                         conn.execute(f"ROLLBACK TO {savepoint}")
                         conn.execute(f"RELEASE {savepoint}")
+                    if locks_here:
+                        self._writing = False  # a lock taken in a savepoint goes with its rollback
                     if isinstance(exc, self.errors):
                         raise BackendError(f"{self.path}: database error: {self._describe(exc)}") from exc
                     raise
@@ -224,12 +233,12 @@ class Database:
                 return
             conn = self._connect()
             try:
-                self._begin(conn, write)
-                self._depth = 1
+                self._begin(conn, write, lock=write and not lock_later)
+                self._depth, self._writing = 1, write and not lock_later
                 try:
                     yield conn
                 finally:
-                    self._depth = 0
+                    self._depth, self._writing = 0, False
                 conn.execute("COMMIT")
             except BaseException as exc:
                 if self._in_transaction(conn):
@@ -241,8 +250,14 @@ class Database:
 
     def atomic(self) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
         """One write transaction that every backend on this database joins until it ends:
-        a bank change and the messages that tell the customer are kept together or not at all."""
-        return self.transaction(write=True)
+        a bank change and the messages that tell the customer are kept together or not at all.
+
+        On a server, the writers' lock is taken by the first backend write inside it, not at
+        the start: a step hashes its new password or code (scrypt, tens of ms) before its
+        first write, and must not hold every instance's writes back meanwhile. (A SQLite file
+        takes its lock at the start: upgrading a read to a write there fails, not waits, when
+        another process wrote in between.)"""
+        return self.transaction(write=True, lock_later=self.defers_writers_lock)
 
     # -- what differs between database engines
 
@@ -250,8 +265,8 @@ class Database:
         """The connection for a new outermost transaction (a server's may be opened again)."""
         return self._connection
 
-    def _begin(self, conn: Any, write: bool) -> None:
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    def _begin(self, conn: Any, write: bool, lock: bool) -> None:
+        conn.execute("BEGIN IMMEDIATE" if lock else "BEGIN")
 
     def _lock_writers(self, conn: Any) -> None:
         """Inside a transaction begun for reading, a nested write. SQLite takes its write lock
