@@ -54,7 +54,7 @@ def test_a_long_chunk_after_short_frames_takes_the_sound_held_for_a_pass() -> No
     split = first_keys.start_sample + 400
     for start in range(0, split, 160):
         found += detector.feed(signal[start:min(start + 160, split)])
-    assert detector._core.held  # the case under test: sound waiting for its pass
+    assert detector._core.holding  # the case under test: sound waiting for its pass
     # ...then everything else at once, through the long-recording path.
     found += detector.feed(signal[split:])
     found += detector.flush()

@@ -45,6 +45,7 @@ PASS_SUB_BLOCKS = 12000  # 60 s: how much of a long chunk is analysed at once
 SEGMENT_SUB_BLOCKS = 1600  # 8 s: the share of a pass whose DFTs are worked on at once (cache-sized)
 PHASE_PERIOD = 200  # sub-blocks: every keypad frequency (a whole number of Hz) turns a whole number of cycles in 1 s
 HISTORY_SUB_BLOCKS = 4  # sub-blocks kept from one feed to the next: a window and a ragged edge
+FEW_RUNS = 8  # runs and open presses in a pass up to which plain Python follows them faster than numpy
 
 
 @dataclass(frozen=True)
@@ -97,51 +98,20 @@ class KeyTone:
         }
 
 
-@dataclass
-class _Press:
-    """A press being followed in one stream (positions are sub-block numbers).
+KEY_NAMES = [KEY_AT[divmod(key, 4)] for key in range(16)]  # key number (row * 4 + column) to its name
 
-    Plain Python floats: a press is a few dozen sub-blocks, where numpy's per-call cost
-    would outweigh the arithmetic.
+
+def _ranges(begin: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ranges ``begin[i] .. begin[i] + length[i] - 1`` laid end to end, with the range each element is from.
+
+    ``length`` must be positive. Built with a cumulative sum instead of a Python loop over ranges.
     """
-
-    row: int
-    col: int
-    last_hit: int
-    first_sub: int  # the sub-block amps[0] belongs to
-    amps: list[tuple[float, float]]  # each sub-block's low and high tone amplitude (full scale = 1)
-    power_low: float = 0.0  # sums over the press's windows, for its mean level
-    power_high: float = 0.0
-    windows: int = 0
-    gap: float = 0.0  # sub-blocks' worth of missing tone since the last window that had the key
-    refs: tuple[float, float] = (1.0, 1.0)
-
-    @property
-    def key(self) -> str:
-        return KEY_AT[(self.row, self.col)]
-
-    def add_windows(self, last: int, powers: list[tuple[float, float]]) -> None:
-        """Windows that had this press's key, the last of them ending at sub-block ``last``."""
-        self.last_hit = last
-        self.windows += len(powers)
-        self.power_low += sum(p[0] for p in powers)
-        self.power_high += sum(p[1] for p in powers)
-        # The press's own amplitudes: what each sub-block is measured against.
-        self.refs = (math.sqrt(2 * self.power_low / self.windows), math.sqrt(2 * self.power_high / self.windows))
-        self.gap = 0.0
-
-    def extend(self, rows: list[list[float]]) -> None:
-        """The next sub-blocks, from their amplitudes at the eight frequencies."""
-        low, high = self.row, 4 + self.col
-        self.amps.extend((row[low], row[high]) for row in rows)
-
-    def coverage(self, k: int) -> float:
-        """How much of sub-block ``k`` the press's two tones fill."""
-        low, high = self.amps[k - self.first_sub]
-        value = (low / self.refs[0] + high / self.refs[1]) / 2
-        # Inside a tone the measure wavers around 1 (leakage, noise); clipping it at 1 alone
-        # would bias every press short. A sub-block three-quarters full counts as full.
-        return 1.0 if value >= 0.75 else value
+    total = int(length.sum())
+    starts = np.zeros(length.shape[0], dtype=np.int64)
+    np.cumsum(length[:-1], out=starts[1:])
+    owner = np.repeat(np.arange(length.shape[0]), length)
+    # Each element's position in its own range, added to that range's first value.
+    return begin[owner] + (np.arange(total) - starts[owner]), owner
 
 
 class _Core:
@@ -188,20 +158,39 @@ class _Core:
         # cannot hold a key: silence and line noise cost one dot product.
         self.quiet_energy = 0.25 * self.min_power * self.sub
         self.tolerance = settings.frequency_tolerance * freqs + settings.frequency_tolerance_hz
+        self.max_reverse_twist = 10 ** (settings.max_reverse_twist_db / 10)  # as power ratios
+        self.max_normal_twist = 10 ** (settings.max_normal_twist_db / 10)
+        self.bridge = settings.bridge_ms / (SUB_BLOCK_SECONDS * 1000)  # in sub-blocks
         self.min_pass = int(round(settings.analysis_ms / 1000 / SUB_BLOCK_SECONDS)) * self.sub
-        self.held: list[np.ndarray] = []  # sound gathered for the next pass
-        self.held_len = 0
+        # Index patterns for the strict check's gathers (see _check).
+        self.window_blocks = np.arange(1, WINDOW_SUB_BLOCKS + 1)  # a window's sub-blocks in the pass's samples, from its end
+        self.half_rows = np.array([0, 8])[None, :, None]
+        self.sub_rows = (np.arange(WINDOW_SUB_BLOCKS) * 8)[None, :, None]
+        # The samples: per stream, the last HISTORY_SUB_BLOCKS sub-blocks already analysed or
+        # skipped (the next windows reach back into them), then the sound gathered since.
+        # Feeds are copied in (a sound card reuses its buffers); a pass reads it in place.
+        self.history_len = HISTORY_SUB_BLOCKS * self.sub
+        self.buffer = np.zeros((streams, self.history_len + self.min_pass + 2 * self.sub))
+        self.fill = self.history_len
+        self.holding = False  # sound is being gathered for a pass
         self.flushing = False
-        # Per stream: samples not yet a whole sub-block, the last HISTORY_SUB_BLOCKS sub-blocks'
-        # samples (the next windows reach back into them), and the press being followed.
-        self.leftover = np.zeros((streams, 0))
-        self.history = np.zeros((streams, HISTORY_SUB_BLOCKS * self.sub))
-        # The history's DFTs and energies as the last pass left them (None after a skip).
+        # The DFTs of the latest sub-blocks as the last pass left them, back to the first
+        # sub-block of the earliest press still open (at least HISTORY_SUB_BLOCKS of them),
+        # and the energies of the last HISTORY_SUB_BLOCKS; None after a skip.
         self.history_z: np.ndarray | None = None
         self.history_e: np.ndarray | None = None
         self.loud_until = -1  # last sub-block whose energy could belong to a key, any stream
         self.count = 0  # sub-blocks seen (the same for every stream)
-        self.presses: list[_Press | None] = [None] * streams
+        # The press each stream is following, if any (sub-block numbers are the stream's own).
+        self.open = np.zeros(streams, dtype=bool)
+        self.open_count = 0
+        self.press_key = np.zeros(streams, dtype=np.int64)  # row * 4 + column
+        self.press_first = np.zeros(streams, dtype=np.int64)  # its first sub-block (one before its first window)
+        self.press_last_hit = np.zeros(streams, dtype=np.int64)  # the last sub-block of its last window
+        self.press_low = np.zeros(streams)  # sums of its windows' tone powers, for its level and its amplitudes
+        self.press_high = np.zeros(streams)
+        self.press_windows = np.zeros(streams, dtype=np.int64)
+        self.press_gap = np.zeros(streams)  # sub-blocks' worth of missing tone since its last window
         # Sub-block ranges where a dual tone was heard, for muting (only when asked for).
         self.record_tones = record_tones
         self.tone_spans: list[list[tuple[int, int]]] = [[] for _ in range(streams)]
@@ -210,9 +199,55 @@ class _Core:
 
     def feed(self, samples: np.ndarray) -> list[list[KeyTone]]:
         """``samples``: float64 array (streams, n). Returns the presses that ended, per stream."""
-        if samples.shape[1] <= PASS_SUB_BLOCKS * self.sub:
-            return self._feed(samples)
-        return self._feed_long(samples)
+        if samples.shape[1] > PASS_SUB_BLOCKS * self.sub:
+            return self._feed_long(samples)
+        self._append(samples)
+        return self._advance()
+
+    def _append(self, samples: np.ndarray) -> None:
+        n = samples.shape[1]
+        if self.fill + n > self.buffer.shape[1]:
+            grown = np.zeros((self.streams, 2 * (self.fill + n)))
+            grown[:, :self.fill] = self.buffer[:, :self.fill]
+            self.buffer = grown
+        self.buffer[:, self.fill:self.fill + n] = samples
+        self.fill += n
+
+    def _advance(self, whole: bool = False) -> list[list[KeyTone]]:
+        """Skip or analyse the whole sub-blocks gathered. ``whole``: analyse now, however short."""
+        sub = self.sub
+        count = (self.fill - self.history_len) // sub
+        if not count:
+            return [[] for _ in range(self.streams)]
+        if not self.holding:
+            if not self.open_count and self.loud_until < self.count - WINDOW_SUB_BLOCKS + 1:
+                fresh = self.buffer[:, self.history_len:self.history_len + count * sub]
+                if float(np.vdot(fresh, fresh)) < self.quiet_energy:
+                    # Silence or line noise, and the last loud sub-block is out of every window
+                    # this chunk ends: no key can be here. One dot product is all it costs.
+                    self._skip(count)
+                    self._shift(count)
+                    return [[] for _ in range(self.streams)]
+            self.holding = True
+        if self.fill - self.history_len < self.min_pass and not (self.flushing or whole):
+            # Sound is analysed in passes of at least `analysis_ms`: a 20 ms frame would
+            # mostly pay numpy's per-call cost, and a key's report waits at most that long.
+            return [[] for _ in range(self.streams)]
+        self.holding = False
+        found = self._analyse(self.buffer[:, :self.history_len + count * sub], count)
+        self._shift(count)
+        return found
+
+    def _shift(self, count: int) -> None:
+        """``count`` sub-blocks are done with: the buffer keeps the history after them and the rest."""
+        done = count * self.sub
+        self.buffer[:, :self.fill - done] = self.buffer[:, done:self.fill]
+        self.fill -= done
+
+    def _skip(self, count: int) -> None:
+        """``count`` sub-blocks that cannot hold a key, with no press open, go by unanalysed."""
+        self.count += count
+        self.history_z = self.history_e = None
 
     def _feed_long(self, samples: np.ndarray) -> list[list[KeyTone]]:
         """A long recording: quiet stretches skipped at once, the rest in cache-sized passes.
@@ -224,16 +259,19 @@ class _Core:
 
         def add(tones: list[list[KeyTone]]) -> None:
             for stream, more in enumerate(tones):
-                found[stream] += more
+                if more:
+                    found[stream] = found[stream] + more
 
-        pending = self.held or ([self.leftover] if self.leftover.shape[1] else [])
-        if pending:
-            samples = np.concatenate([*pending, samples], axis=1)
-            self.held, self.held_len = [], 0
-            self.leftover = np.zeros((self.streams, 0))
-        sub = self.sub
-        count = samples.shape[1] // sub
-        blocks = samples[:, :count * sub].reshape(self.streams, count, sub)
+        sub, h = self.sub, HISTORY_SUB_BLOCKS
+        # The sound gathered so far, made whole sub-blocks, and the first HISTORY_SUB_BLOCKS
+        # sub-blocks go through the buffer; every later pass then finds its history in
+        # `samples` itself, which is analysed in place, never copied.
+        lead = (-(self.fill - self.history_len)) % sub + h * sub
+        self._append(samples[:, :lead])
+        add(self._advance(whole=True))
+        samples = samples[:, lead - h * sub:]  # from the history the buffer now holds
+        count = samples.shape[1] // sub - h  # sub-blocks after that history
+        blocks = samples[:, :(h + count) * sub].reshape(self.streams, h + count, sub)[:, h:]
         energies = np.einsum("sbn,sbn->sb", blocks, blocks)
         loud = (energies > self.quiet_energy).any(axis=0)
         # Sub-blocks that matter: loud ones, and enough after each for the windows that still
@@ -253,70 +291,47 @@ class _Core:
                 needed[first:last] = True
         edges = [0, *(np.flatnonzero(np.diff(needed.astype(np.int8))) + 1).tolist(), count]
         for first, last in zip(edges[:-1], edges[1:]):
-            piece = samples[:, first * sub:last * sub]
-            if needed[first] or any(self.presses):
-                step = PASS_SUB_BLOCKS * sub
-                for start in range(0, piece.shape[1], step):
-                    part = piece[:, start:start + step]
-                    known = energies[:, first + start // sub:first + start // sub + part.shape[1] // sub]
-                    add(self._feed(part, whole=True, energies=known))
+            if needed[first] or self.open_count:
+                for start in range(first, last, PASS_SUB_BLOCKS):
+                    stop = min(start + PASS_SUB_BLOCKS, last)
+                    # Sub-block k of `blocks` is sub-block h + k of `samples`.
+                    add(self._analyse(samples[:, start * sub:(h + stop) * sub], stop - start, energies[:, start:stop]))
             else:
-                self._remember(piece, last - first)
-        rest = samples[:, count * sub:]
-        if rest.shape[1]:
-            add(self._feed(rest))
+                self._skip(last - first)
+        # The buffer takes the last history and the ragged end.
+        rest = samples[:, (h + count) * sub - self.history_len:]
+        self.buffer[:, :rest.shape[1]] = rest
+        self.fill = rest.shape[1]
+        self.holding = False
         return found
 
-    def _feed(self, samples: np.ndarray, whole: bool = False, energies: np.ndarray | None = None) -> list[list[KeyTone]]:
-        """One pass. ``whole``: analyse now, however short; ``energies``: the sub-blocks' energies, when known."""
-        if self.held:
-            # Sound is being gathered for a pass: keep the piece (a copy: a sound card
-            # reuses its buffers), join them all once, later.
-            self.held.append(samples.copy())
-            self.held_len += samples.shape[1]
-            if self.held_len < self.min_pass and not (self.flushing or whole):
-                return [[] for _ in range(self.streams)]
-            samples = np.concatenate(self.held, axis=1)
-            self.held, self.held_len = [], 0
-        elif self.leftover.shape[1]:
-            samples = np.concatenate([self.leftover, samples], axis=1)
-        usable = samples.shape[1] // self.sub * self.sub
-        found: list[list[KeyTone]] = [[] for _ in range(self.streams)]
-        if not usable:
-            self.leftover = samples.copy()
-            return found
-        self.leftover = samples[:, usable:].copy()
-        fresh = samples[:, :usable]
-        count = usable // self.sub
-        quiet = self.loud_until < self.count - WINDOW_SUB_BLOCKS + 1 and not any(self.presses)
-        if quiet and (float(np.vdot(fresh, fresh)) if energies is None else float(energies.sum())) < self.quiet_energy:
-            # Silence or line noise, and the last loud sub-block is out of every window this
-            # chunk ends: no key can be here. One dot product is all it costs.
-            self._remember(fresh, count)
-            return found
-        if usable < self.min_pass and not (self.flushing or whole):
-            # Sound is analysed in passes of at least `analysis_ms`: a 20 ms frame would
-            # mostly pay numpy's per-call cost, and a key's report waits at most that long.
-            self.held, self.held_len = [samples.copy()], samples.shape[1]
-            self.leftover = np.zeros((self.streams, 0))
-            return found
-        h = HISTORY_SUB_BLOCKS
-        # The windows ending in the first new sub-blocks reach back into the history's.
-        old_blocks = self.history.reshape(self.streams, h, self.sub)
-        new_blocks = fresh.reshape(self.streams, count, self.sub)
-        e_all = np.empty((self.streams, h + count))
-        z_all = np.empty((self.streams, h + count, 8), dtype=np.complex128)
+    # -------------------------------------------------------------- one pass
+
+    def _analyse(self, samples: np.ndarray, count: int, energies: np.ndarray | None = None) -> list[list[KeyTone]]:
+        """One pass over ``count`` new sub-blocks: ``samples`` holds the history's before them.
+
+        ``energies``: the new sub-blocks' energies, when known.
+        """
+        h, sub = HISTORY_SUB_BLOCKS, self.sub
+        blocks = samples.reshape(self.streams, h + count, sub)
+        history_z = self.history_z
+        back = h if history_z is None else history_z.shape[1]  # sub-blocks of DFTs before the new ones
+        rows = back + count
+        z_all = np.empty((self.streams, rows, 8), dtype=np.complex128)
         z_parts = z_all.view(np.float64)
-        if self.history_z is None or self.history_e is None:
-            np.einsum("sbn,sbn->sb", old_blocks, old_blocks, out=e_all[:, :h])
-            np.matmul(old_blocks, self.basis, out=z_parts[:, :h])
+        e_all = np.empty((self.streams, h + count))
+        if history_z is None or self.history_e is None:
+            old = blocks[:, :h]
+            np.einsum("sbn,sbn->sb", old, old, out=e_all[:, :h])
+            np.matmul(old, self.basis, out=z_parts[:, :h])
             z_all[:, :h] *= self.rotation[(self.count - h) % PHASE_PERIOD:][:h]
         else:
             e_all[:, :h] = self.history_e
-            z_all[:, :h] = self.history_z
+            z_all[:, :back] = history_z
+        new_blocks = blocks[:, h:]
         if energies is None:
             np.einsum("sbn,sbn->sb", new_blocks, new_blocks, out=e_all[:, h:])
-        else:  # known already (a pass of a long chunk)
+        else:
             e_all[:, h:] = energies
         if e_all[:, h:].max() > self.quiet_energy:
             self.loud_until = self.count + count - 1  # (as if its last sub-block were loud: the gate waits a little longer)
@@ -328,10 +343,10 @@ class _Core:
         power = np.empty((self.streams, count, 8))
         for first in range(0, count, SEGMENT_SUB_BLOCKS):
             last = min(first + SEGMENT_SUB_BLOCKS, count)
-            np.matmul(new_blocks[:, first:last], self.basis, out=z_parts[:, h + first:h + last])
+            np.matmul(new_blocks[:, first:last], self.basis, out=z_parts[:, back + first:back + last])
             phase = (self.count + first) % PHASE_PERIOD
-            z_all[:, h + first:h + last] *= self.rotation[phase:phase + last - first]
-            pairs = z_all[:, first + h - 3:last + h - 1] + z_all[:, first + h - 2:last + h]  # sub-blocks j-1 and j
+            z_all[:, back + first:back + last] *= self.rotation[phase:phase + last - first]
+            pairs = z_all[:, first + back - 3:last + back - 1] + z_all[:, first + back - 2:last + back]  # sub-blocks j-1 and j
             window = pairs[:, :-2] + pairs[:, 2:]  # (j-3 + j-2) + (j-1 + j)
             segment_power = power[:, first:last]
             if window.size <= 4096:  # a streaming frame: fewest numpy calls
@@ -343,203 +358,399 @@ class _Core:
                 segment_power += parts[..., 1::2] ** 2
         power *= 2 / self.window_len ** 2
         streams, offsets = np.nonzero(self._screen(power, total))
-        good_streams = np.zeros(0, dtype=np.intp)
+        found: list[list[KeyTone]] = [[] for _ in range(self.streams)]
+        keys, levels = offsets, np.zeros((0, 2))
         if offsets.size:
             # The strict check of every stream's candidate windows in one go.
-            good, rows, cols, p_lows, p_highs = self._check(streams, offsets, power, total, z_all, old_blocks, new_blocks)
-            good_streams = streams[good]
-            hit_offsets, hit_keys = offsets[good], rows[good] * 4 + cols[good]
-            hit_powers = np.stack([p_lows[good], p_highs[good]], axis=1)
-        for stream in range(self.streams):
-            mine = good_streams == stream if good_streams.size else None
-            if mine is not None and mine.any():
-                found[stream] = self._follow(stream, hit_offsets[mine], hit_keys[mine], hit_powers[mine],
-                                             count, z_all[stream])
-            elif self.presses[stream] is not None:
-                empty = np.zeros(0, dtype=np.intp)
-                found[stream] = self._follow(stream, empty, empty, np.zeros((0, 2)), count, z_all[stream])
-        self._remember(fresh, count, z_all[:, -h:].copy(), e_all[:, -h:].copy())
-        return found
-
-    def _remember(self, fresh: np.ndarray, count: int,
-                  history_z: np.ndarray | None = None, history_e: np.ndarray | None = None) -> None:
-        """The last sub-blocks' samples (and, after a pass, their DFTs and energies) for the next pass."""
-        keep = self.history.shape[1]
-        if fresh.shape[1] >= keep:
-            self.history = fresh[:, -keep:].copy()  # a copy: the caller may reuse its buffer
-        else:
-            self.history = np.concatenate([self.history[:, fresh.shape[1]:], fresh], axis=1)
-        self.history_z, self.history_e = history_z, history_e
+            good, keys, levels = self._check(streams, offsets, power, total, z_all, back, blocks)
+            streams, offsets, keys, levels = streams[good], offsets[good], keys[good], levels[good]
+        if offsets.size or self.open_count:
+            self._follow(streams, offsets, keys, levels, z_all, back, count, found)
+        # DFTs kept: back to the first sub-block of the earliest press still open.
+        keep = h
+        if self.open_count:
+            keep = max(h, int(self.count + count - self.press_first[self.open].min()))
+        self.history_z = z_all[:, -keep:].copy()
+        self.history_e = e_all[:, -h:].copy()
         self.count += count
+        return found
 
     def _screen(self, power: np.ndarray, total: np.ndarray) -> np.ndarray:
         """Windows worth the strict check: loose versions of level and purity."""
-        if power.size <= 4096:  # a streaming frame: fewest numpy calls
-            strongest = power.reshape(*power.shape[:-1], 2, 4).max(axis=-1)
-            low, high = strongest[..., 0], strongest[..., 1]
-        else:  # a long chunk: pairwise maxima beat a reduction over an axis of four
-            low = np.maximum(np.maximum(power[..., 0], power[..., 1]), np.maximum(power[..., 2], power[..., 3]))
-            high = np.maximum(np.maximum(power[..., 4], power[..., 5]), np.maximum(power[..., 6], power[..., 7]))
+        low = np.maximum(np.maximum(power[..., 0], power[..., 1]), np.maximum(power[..., 2], power[..., 3]))
+        high = np.maximum(np.maximum(power[..., 4], power[..., 5]), np.maximum(power[..., 6], power[..., 7]))
         loose = self.min_power * 0.25  # room for an offset's loss, which the strict check undoes
         return (np.minimum(low, high) > loose) & (low + high > 0.4 * total)
 
-    # -------------------------------------------------------------- one stream
-
-    def _follow(self, stream: int, hit_offsets: np.ndarray, hit_keys: np.ndarray, hit_powers: np.ndarray,
-                count: int, z_all: np.ndarray) -> list[KeyTone]:
-        """Run the stream's presses through this pass's windows, a run of windows at a time.
-
-        Windows with the same key one after another extend a press together; windows
-        without a key add up the missing tone until ``bridge_ms`` ends the press. Only the
-        runs and the gaps are visited, not every 5 ms window.
-        """
-        found: list[KeyTone] = []
-        h = HISTORY_SUB_BLOCKS
-
-        def rows(first: int, last: int) -> list[list[float]]:
-            """Tone amplitudes of the pass's sub-blocks first..last-1 (offsets, may be negative)."""
-            return (np.abs(z_all[h + first:h + last]) * self.amp_scale).tolist()
-
-        offsets, keys, powers = hit_offsets.tolist(), hit_keys.tolist(), hit_powers.tolist()
-        # Runs of consecutive windows with one key: (first, last + 1, key, powers).
-        runs: list[tuple[int, int, int, list[tuple[float, float]]]] = []
-        for offset, key, power in zip(offsets, keys, powers):
-            if runs and runs[-1][1] == offset and runs[-1][2] == key:
-                first, _, _, run_powers = runs[-1]
-                run_powers.append(power)
-                runs[-1] = (first, offset + 1, key, run_powers)
-            else:
-                runs.append((offset, offset + 1, key, [power]))
-        bridge = self.settings.bridge_ms / (SUB_BLOCK_SECONDS * 1000)  # in sub-blocks
-        offset = 0
-        run_index = 0
-        while True:
-            press = self.presses[stream]
-            run = runs[run_index] if run_index < len(runs) else None
-            if press is not None:
-                # Windows without a key until the next run (or the end of the pass).
-                stop = run[0] if run is not None else count
-                ended = False
-                # A few sub-blocks at a time: a press usually ends within its bridge, and
-                # the next run may be a whole pass away.
-                for start in range(offset, stop, 8):
-                    for at, row_amps in enumerate(rows(start, min(start + 8, stop)), start=start):
-                        j = self.count + at
-                        press.extend([row_amps])
-                        press.gap += 1.0 - press.coverage(j)
-                        if press.gap >= bridge:
-                            found += self._end(stream, press, j)
-                            offset, ended = at + 1, True
-                            break
-                    if ended:
-                        break
-                if ended:
-                    continue
-                offset = max(offset, stop)
-            if run is None:
-                break
-            first, last, key, run_powers = run
-            row, col = divmod(key, 4)
-            if press is not None and (press.row, press.col) != (row, col):
-                found += self._end(stream, press, self.count + first - 1)
-                press = None
-            if press is None:
-                j = self.count + first
-                # From one sub-block before the window (a ragged start) to its last one.
-                press = _Press(row, col, j, j - WINDOW_SUB_BLOCKS, [])
-                press.extend(rows(first - WINDOW_SUB_BLOCKS, last))
-                self.presses[stream] = press
-            else:
-                press.extend(rows(first, last))
-            press.add_windows(self.count + last - 1, run_powers)
-            if self.record_tones:
-                self.tone_spans[stream].append((self.count + first - WINDOW_SUB_BLOCKS, self.count + last))
-            offset = last
-            run_index += 1
-        return found
-
     def _check(self, streams: np.ndarray, offsets: np.ndarray, power: np.ndarray, total: np.ndarray,
-               z_all: np.ndarray, old_blocks: np.ndarray, new_blocks: np.ndarray) -> tuple[np.ndarray, ...]:
+               z_all: np.ndarray, back: int, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The strict check of the windows ending at (``streams``, ``offsets``), all at once.
 
-        Returns (good, row, col, low power, high power), one entry per window.
+        Returns (good, key, levels): per window, whether it has a key, which (row * 4 +
+        column), and the low and high tone's power (n, 2).
         """
-        h, n = HISTORY_SUB_BLOCKS, offsets.shape[0]
+        n = offsets.shape[0]
         p = power[streams, offsets]
-        rows = p[:, :4].argmax(axis=1)
-        cols = p[:, 4:].argmax(axis=1)
         pair = np.empty((n, 2), dtype=np.intp)  # (n, 2): the low tone's bin, the high tone's
-        pair[:, 0], pair[:, 1] = rows, cols + 4
-        pick = np.arange(n)[:, None]
-        # The window's samples as two 10 ms halves, each through a Hann-windowed DFT.
-        first = h + offsets - WINDOW_SUB_BLOCKS + 1  # the window's first sub-block in z_all
-        at = first[:, None] + np.arange(WINDOW_SUB_BLOCKS)  # (n, 4), numbered as in z_all
-        samples = new_blocks[streams[:, None], np.maximum(at - h, 0)]
-        if first.min() < h:  # some windows reach back into the history
-            early = at < h
-            samples[early] = old_blocks[np.broadcast_to(streams[:, None], at.shape)[early], at[early]]
-        samples = samples.reshape(n, 2, self.half_len)
-        halves = (samples @ self.half_basis).view(np.complex128)  # (n, 2, 8)
-        halves = halves[pick[:, :, None], np.arange(2)[None, :, None], pair[:, None, :]]  # (n, 2, 2)
+        np.argmax(p[:, :4], axis=1, out=pair[:, 0])
+        np.argmax(p[:, 4:], axis=1, out=pair[:, 1])
+        keys = pair[:, 0] * 4 + pair[:, 1]
+        pair[:, 1] += 4
+        each = np.arange(n)
+        # The window's samples (its four sub-blocks) as two 10 ms halves, each through a
+        # Hann-windowed DFT; the two tones' bins picked out of the flattened result.
+        samples = blocks[streams[:, None], offsets[:, None] + self.window_blocks]
+        halves = (samples.reshape(n, 2, self.half_len) @ self.half_basis).view(np.complex128).reshape(-1)
+        halves = halves[(each * 16)[:, None, None] + self.half_rows + pair[:, None, :]]  # (n, 2 halves, 2 tones)
         amps = np.abs(halves)
         first_half, second_half = amps[:, 0], amps[:, 1]
         # A tone that starts or stops inside the window would bias its phase (and speech
         # seldom holds still for 20 ms): each tone must be as strong in both halves.
         steady_tones = np.minimum(first_half, second_half) >= self.settings.min_steadiness * np.maximum(first_half, second_half)
-        steady = steady_tones[:, 0] & steady_tones[:, 1]
         # The phase turn between the window's two 10 ms halves gives each tone's offset from
         # nominal, precisely but modulo `alias` (100 Hz); the turn from one 5 ms sub-block to
         # the next is rougher but unambiguous to ±100 Hz: it picks the alias.
         turns = halves[:, 1] * np.conj(halves[:, 0]) * self.half_turn[pair]
-        places = np.arange(WINDOW_SUB_BLOCKS)[None, :, None]
-        subs = z_all[streams[:, None, None], first[:, None, None] + places, pair[:, None, :]]  # (n, 4, 2)
+        first = (streams * z_all.shape[1] + back + offsets - WINDOW_SUB_BLOCKS + 1) * 8  # the window's first DFT, flattened
+        subs = z_all.reshape(-1)[first[:, None, None] + self.sub_rows + pair[:, None, :]]  # (n, 4 sub-blocks, 2 tones)
         turned = subs[:, 1:] * np.conj(subs[:, :-1])
         steps = turned[:, 0] + turned[:, 1] + turned[:, 2]
         alias = self.rate / self.half_len
-        fine = np.angle(turns) * self.rate / (2 * np.pi * self.half_len)
-        rough = np.angle(steps) * self.rate / (2 * np.pi * self.sub)
-        offset = fine + alias * np.round((rough - fine) / alias)
-        within = np.abs(offset) <= self.tolerance[pair]
-        in_tolerance = within[:, 0] & within[:, 1]
+        fine = np.arctan2(turns.imag, turns.real) * self.rate / (2 * np.pi * self.half_len)
+        rough = np.arctan2(steps.imag, steps.real) * self.rate / (2 * np.pi * self.sub)
+        offset = fine + alias * np.rint((rough - fine) / alias)
+        within = (np.abs(offset) <= self.tolerance[pair]) & steady_tones
         # The decisions use each tone's power over the whole 20 ms window, coherently: a
         # harmonic of speech that glides loses power there, a keypad tone does not. It is
-        # corrected for the rectangular window's loss at that offset (the Dirichlet kernel).
-        gain = np.abs(np.sinc(offset * self.window_len / self.rate) / np.sinc(offset / self.rate))
-        true_power = p[pick, pair] / np.maximum(gain, 1e-3) ** 2
+        # corrected for the rectangular window's loss at that offset (the Dirichlet kernel,
+        # sinc(offset * window) / sinc(offset), written out: np.sinc costs 3 µs a call).
+        x_window = np.pi * (offset * self.window_len / self.rate)
+        x_sample = np.pi * (offset / self.rate)
+        x_window[x_window == 0.0] = 1e-20  # no offset at all: no loss (the limit, 1)
+        x_sample[x_sample == 0.0] = 1e-20
+        gain = np.abs((np.sin(x_window) / x_window) / (np.sin(x_sample) / x_sample))
+        true_power = p.reshape(-1)[(each * 8)[:, None] + pair] / np.maximum(gain, 1e-3) ** 2
         p_low, p_high = true_power[:, 0], true_power[:, 1]
-        loud = (p_low >= self.min_power) & (p_high >= self.min_power)
-        twist = 10 * np.log10(np.maximum(p_high, 1e-30) / np.maximum(p_low, 1e-30))
         settings = self.settings
-        twist_ok = (twist <= settings.max_reverse_twist_db) & (-twist <= settings.max_normal_twist_db)
-        pure = p_low + p_high >= settings.min_purity * total[streams, offsets]
-        good = steady & in_tolerance & loud & twist_ok & pure
+        good = (within[:, 0] & within[:, 1]
+                & (np.minimum(p_low, p_high) >= self.min_power)
+                & (p_high <= self.max_reverse_twist * p_low) & (p_low <= self.max_normal_twist * p_high)
+                & (p_low + p_high >= settings.min_purity * total[streams, offsets]))
         # The levels reported come from the Hann halves: their low side lobes keep one
         # tone's leakage out of the other's level (the 20 ms window's cost up to 1.3 dB).
-        bins = offset * self.half_len / self.rate
-        with np.errstate(divide="ignore", invalid="ignore"):
-            hann_gain = np.abs(np.where(np.abs(bins) < 0.999, np.sinc(bins) / (1 - bins ** 2), 0.5))
+        # Only windows within tolerance are used, so |bins| < 0.5 and the kernel has no pole.
+        bins = np.clip(offset * self.half_len / self.rate, -0.5, 0.5)
+        x_bins = np.pi * bins
+        x_bins[x_bins == 0.0] = 1e-20
+        hann_gain = np.abs((np.sin(x_bins) / x_bins) / (1 - bins ** 2))
         level = (first_half ** 2 + second_half ** 2) / (self.hann_sum * np.maximum(hann_gain, 1e-3)) ** 2
-        return good, rows, cols, level[:, 0], level[:, 1]
+        return good, keys, level
 
-    def _end(self, stream: int, press: _Press, j: int) -> list[KeyTone]:
-        """Close ``press`` at sub-block ``j``; a key only if its tones lasted ``min_on_ms``."""
-        self.presses[stream] = None
-        last = min(j, press.last_hit + 1, press.first_sub + len(press.amps) - 1)
-        cover = [press.coverage(k) for k in range(press.first_sub, last + 1)]
+    # -------------------------------------------------------------- presses
+
+    def _walk(self, z_flat: np.ndarray, rows: np.ndarray, bins: np.ndarray, refs: np.ndarray,
+              begin: np.ndarray, stop: np.ndarray, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The missing tone after several presses' last windows, all at once.
+
+        Press i's sub-blocks ``begin[i]`` .. ``stop[i] - 1`` (rows ``rows[i] + k`` of the
+        flattened DFTs, its tones at ``bins[i]``, its amplitudes ``refs[i]``) each add
+        1 - coverage to ``gap[i]``, in order, as a loop over them would; the press ends
+        where the sum reaches the bridge. Returns (ended, where, the gap at ``stop`` for
+        those that did not end). The sub-blocks are taken a few at a time (a press usually
+        ends within its bridge), more each round.
+        """
+        m = begin.shape[0]
+        ended = np.zeros(m, dtype=bool)
+        where = np.zeros(m, dtype=np.int64)
+        gap = gap.copy()
+        # A sub-block adds at most 1: a gap shorter than the bridge cannot end a press.
+        active = np.flatnonzero(stop - begin + gap >= self.bridge - 1e-9)
+        width = 8
+        while active.size:
+            steps = np.arange(width)
+            at = begin[active, None] + steps
+            valid = at < stop[active, None]
+            index = (rows[active, None] + np.minimum(at, stop[active, None] - 1)) * 8
+            amp_low = np.abs(z_flat[index + bins[active, 0:1]]) * self.amp_scale
+            amp_high = np.abs(z_flat[index + bins[active, 1:2]]) * self.amp_scale
+            value = (amp_low / refs[active, 0:1] + amp_high / refs[active, 1:2]) / 2
+            # Inside a tone the measure wavers around 1 (leakage, noise); clipping it at 1 alone
+            # would bias every press short. A sub-block three-quarters full counts as full.
+            missing = np.where(valid & (value < 0.75), 1.0 - value, 0.0)
+            missing[:, 0] += gap[active]  # the running sum continues the gap, in the loop's order
+            sums = np.cumsum(missing, axis=1)
+            reached = sums >= self.bridge
+            done = reached.any(axis=1)
+            ended[active[done]] = True
+            where[active[done]] = begin[active[done]] + reached[done].argmax(axis=1)
+            gap[active] = sums[:, -1]
+            begin = begin.copy()
+            begin[active] += width
+            active = active[~done & (begin[active] < stop[active])]
+            width *= 2
+        return ended, where, gap
+
+    def _follow(self, streams: np.ndarray, offsets: np.ndarray, keys: np.ndarray, levels: np.ndarray,
+                z_all: np.ndarray, back: int, count: int, found: list[list[KeyTone]]) -> None:
+        """Presses from this pass's windows with a key; ended ones into ``found``.
+
+        Windows in a row with one key form a run: found by comparing neighbouring windows,
+        never visiting them one by one. A press is a run, or several of one key whose gaps
+        were bridged, or one still open from an earlier pass continued. A pass with a few
+        runs (a stream fed in frames) follows them in plain Python, where numpy's cost per
+        call would outweigh the arithmetic; many (a long chunk, many streams) go through
+        array operations over all of them together. Both do the same arithmetic in the
+        same order. Positions here are sub-blocks counted from the pass's first new one.
+        """
+        n = offsets.shape[0]
+        if n:
+            # Runs: a window that does not continue its predecessor's (same stream, next
+            # sub-block, same key) starts one.
+            starts = np.ones(n, dtype=bool)
+            starts[1:] = (offsets[1:] != offsets[:-1] + 1) | (keys[1:] != keys[:-1]) | (streams[1:] != streams[:-1])
+            first_window = np.flatnonzero(starts)
+            ends = np.empty_like(first_window)
+            ends[:-1] = first_window[1:]
+            ends[-1] = n
+            run_sums = np.add.reduceat(levels, first_window, axis=0)
+            run_stream, run_key = streams[first_window], keys[first_window]
+            run_first, run_last = offsets[first_window], offsets[ends - 1] + 1
+            run_windows = ends - first_window
+            if self.record_tones:
+                for stream, first, last in zip(run_stream.tolist(), run_first.tolist(), run_last.tolist()):
+                    self.tone_spans[stream].append((self.count + first - WINDOW_SUB_BLOCKS, self.count + last))
+        else:
+            run_stream = run_key = run_first = run_last = run_windows = np.zeros(0, dtype=np.int64)
+            run_sums = np.zeros((0, 2))
+        if run_first.shape[0] + self.open_count <= FEW_RUNS:
+            self._follow_few(run_stream, run_key, run_first, run_last, run_sums, run_windows, z_all, back, count, found)
+        else:
+            self._follow_many(run_stream, run_key, run_first, run_last, run_sums, run_windows, z_all, back, count, found)
+
+    def _follow_few(self, run_stream: np.ndarray, run_key: np.ndarray, run_first: np.ndarray, run_last: np.ndarray,
+                    run_sums: np.ndarray, run_windows: np.ndarray, z_all: np.ndarray, back: int, count: int,
+                    found: list[list[KeyTone]]) -> None:
+        """:meth:`_follow_many`'s work for a few runs, one sub-block at a time in plain Python."""
+        runs = list(zip(run_stream.tolist(), run_key.tolist(), run_first.tolist(), run_last.tolist(),
+                        run_sums.tolist(), run_windows.tolist()))
+        for stream in sorted({run[0] for run in runs} | set(np.flatnonzero(self.open).tolist())):
+            # Tone amplitudes of every sub-block the pass holds: row back + k is sub-block k.
+            amps = (np.abs(z_all[stream]) * self.amp_scale).tolist()
+            press: list | None = None  # key, first sub-block, last window's end, low and high sums, windows, gap
+            if self.open[stream]:
+                press = [int(self.press_key[stream]), int(self.press_first[stream]) - self.count,
+                         int(self.press_last_hit[stream]) - self.count, float(self.press_low[stream]),
+                         float(self.press_high[stream]), int(self.press_windows[stream]), float(self.press_gap[stream])]
+            walk_from = 0
+            for _, key, first, last, (low, high), windows in (run for run in runs if run[0] == stream):
+                if press is not None:
+                    ended = self._walk_one(press, amps, back, walk_from, first)
+                    if ended is None and press[0] != key:
+                        ended = first - 1
+                    if ended is not None:
+                        self._end_one(stream, press, ended, amps, back, found)
+                        press = None
+                if press is None:
+                    press = [key, first - WINDOW_SUB_BLOCKS, 0, 0.0, 0.0, 0, 0.0]
+                press[2], press[3], press[4], press[5], press[6] = last - 1, press[3] + low, press[4] + high, press[5] + windows, 0.0
+                walk_from = last
+            if press is not None:
+                ended = self._walk_one(press, amps, back, walk_from, count)
+                if ended is not None:
+                    self._end_one(stream, press, ended, amps, back, found)
+                    press = None
+            if press is None:
+                self.open[stream] = False
+            else:
+                self.open[stream] = True
+                self.press_key[stream], self.press_first[stream] = press[0], press[1] + self.count
+                self.press_last_hit[stream] = press[2] + self.count
+                self.press_low[stream], self.press_high[stream] = press[3], press[4]
+                self.press_windows[stream], self.press_gap[stream] = press[5], press[6]
+        self.open_count = int(np.count_nonzero(self.open))
+
+    def _walk_one(self, press: list, amps: list[list[float]], back: int, begin: int, stop: int) -> int | None:
+        """:meth:`_walk` for one press: the sub-block where its gap reaches the bridge, if any."""
+        low, high = press[0] // 4, press[0] % 4 + 4
+        ref_low, ref_high = math.sqrt(2 * press[3] / press[5]), math.sqrt(2 * press[4] / press[5])
+        gap, bridge = press[6], self.bridge
+        for k in range(begin, stop):
+            row = amps[back + k]
+            value = (row[low] / ref_low + row[high] / ref_high) / 2
+            if value < 0.75:  # (a sub-block three-quarters full counts as full: see _walk)
+                gap += 1.0 - value
+                if gap >= bridge:
+                    press[6] = gap
+                    return k
+        press[6] = gap
+        return None
+
+    def _end_one(self, stream: int, press: list, ended: int, amps: list[list[float]], back: int,
+                 found: list[list[KeyTone]]) -> None:
+        """:meth:`_end` for one press, ended at sub-block ``ended``."""
+        key, first = press[0], press[1]
+        low, high = key // 4, key % 4 + 4
+        ref_low, ref_high = math.sqrt(2 * press[3] / press[5]), math.sqrt(2 * press[4] / press[5])
+        cover = []
+        for row in amps[back + first:back + min(ended, press[2] + 1) + 1]:
+            value = (row[low] / ref_low + row[high] / ref_high) / 2
+            cover.append(1.0 if value >= 0.75 else value)
         if sum(cover) * SUB_BLOCK_SECONDS * 1000 < self.settings.min_on_ms:
-            return []
-        inside = [i for i, c in enumerate(cover) if c >= 0.15]
+            return
+        inside = [k for k, c in enumerate(cover) if c >= 0.15]
+        if not inside:
+            return
         k_start, k_end = inside[0], inside[-1]
-        start = int(round((press.first_sub + k_start + 1 - cover[k_start]) * self.sub))
-        end = int(round((press.first_sub + k_end + cover[k_end]) * self.sub))
-        p_low, p_high = press.power_low / press.windows, press.power_high / press.windows
-        # Levels to 0.01 dB: below that, the last bits differ with how BLAS splits the work.
-        return [KeyTone(press.key, start, end, self.rate,
-                        round(power_to_dbm0(p_low), 2), round(power_to_dbm0(p_high), 2))]
+        start = int(round((self.count + first + k_start + 1 - cover[k_start]) * self.sub))
+        end = int(round((self.count + first + k_end + cover[k_end]) * self.sub))
+        found[stream].append(KeyTone(KEY_NAMES[key], start, end, self.rate, round(power_to_dbm0(press[3] / press[5]), 2),
+                                     round(power_to_dbm0(press[4] / press[5]), 2)))
+
+    def _follow_many(self, run_stream: np.ndarray, run_key: np.ndarray, run_first: np.ndarray, run_last: np.ndarray,
+                     run_sums: np.ndarray, run_windows: np.ndarray, z_all: np.ndarray, back: int, count: int,
+                     found: list[list[KeyTone]]) -> None:
+        """Presses from many runs at once: Python visits presses, never windows or sub-blocks.
+
+        The sub-block walks (how long a gap is, how much of each sub-block a press's tones
+        fill) are array operations over all presses together.
+        """
+        n = run_first.shape[0]
+        # Items: each stream's open press (as if a run ending where this pass starts), then its runs.
+        carried = np.flatnonzero(self.open)
+        item_stream = np.concatenate([carried, run_stream])
+        item_key = np.concatenate([self.press_key[carried], run_key])
+        item_first = np.concatenate([np.full(carried.shape[0], -1), run_first])  # for ordering only
+        walk_from = np.concatenate([np.zeros(carried.shape[0], dtype=np.int64), run_last])
+        gap0 = np.concatenate([self.press_gap[carried], np.zeros(run_first.shape[0])])
+        sums = np.concatenate([np.stack([self.press_low[carried], self.press_high[carried]], axis=1), run_sums])
+        windows = np.concatenate([self.press_windows[carried], run_windows])
+        press_first = np.concatenate([self.press_first[carried] - self.count, run_first - WINDOW_SUB_BLOCKS])
+        last_hit = np.concatenate([self.press_last_hit[carried] - self.count, run_last - 1])
+        if carried.size and n:
+            order = np.argsort(item_stream * (count + 2) + item_first, kind="stable")
+            item_stream, item_key, item_first, walk_from, gap0, sums, windows, press_first, last_hit = (
+                a[order] for a in (item_stream, item_key, item_first, walk_from, gap0, sums, windows, press_first, last_hit))
+        m = item_stream.shape[0]
+        if not m:
+            return
+        # Each item's gap runs to the next item of its stream, or to the end of the pass.
+        has_next = np.zeros(m, dtype=bool)
+        has_next[:-1] = item_stream[1:] == item_stream[:-1]
+        stop = np.full(m, count, dtype=np.int64)
+        stop[:-1] = np.where(has_next[:-1], item_first[1:], count)
+        same_next = np.zeros(m, dtype=bool)
+        same_next[:-1] = has_next[:-1] & (item_key[1:] == item_key[:-1])
+        bins = np.stack([item_key // 4, item_key % 4 + 4], axis=1)
+        rows = item_stream * z_all.shape[1] + back  # flattened DFT row of the pass's sub-block 0
+        z_flat = z_all.reshape(-1)
+        # Between two items of one key the press goes on unless the gap reaches the bridge,
+        # which depends on the press's amplitudes so far, and those on where it began: a
+        # chain of decisions. Each item's mean amplitudes bound the press's (a mean of
+        # means), and more amplitude means less coverage: a gap that ends the press with the
+        # chain's smallest amplitudes ends it whatever they are, one that does not with the
+        # largest never does. Only a gap between the two is followed in order.
+        split = np.zeros(m, dtype=bool)
+        joined = np.flatnonzero(same_next)
+        if joined.size:
+            means = sums / windows[:, None]
+            chain_start = np.ones(m, dtype=bool)
+            chain_start[1:] = ~same_next[:-1]
+            chain_first = np.flatnonzero(chain_start)
+            chain_of = np.cumsum(chain_start) - 1
+            lowest = np.sqrt(2 * np.minimum.reduceat(means, chain_first, axis=0))[chain_of] * (1 - 1e-9)
+            highest = np.sqrt(2 * np.maximum.reduceat(means, chain_first, axis=0))[chain_of] * (1 + 1e-9)
+            args = (rows[joined], bins[joined])
+            walk = (walk_from[joined], stop[joined], gap0[joined])
+            surely, _, _ = self._walk(z_flat, *args, lowest[joined], *walk)
+            maybe, _, _ = self._walk(z_flat, *args, highest[joined], *walk)
+            split[joined] = surely
+            for item in joined[maybe & ~surely].tolist():
+                begun = item
+                while begun > 0 and same_next[begun - 1] and not split[begun - 1]:
+                    begun -= 1
+                low = high = 0.0
+                for k in range(begun, item + 1):
+                    low, high = low + float(sums[k, 0]), high + float(sums[k, 1])
+                count_windows = int(windows[begun:item + 1].sum())
+                refs = np.sqrt(2 * np.array([[low, high]]) / count_windows)
+                one = slice(item, item + 1)
+                split[item] = self._walk(z_flat, rows[one], bins[one], refs, walk_from[one], stop[one], gap0[one])[0][0]
+        # Presses: an item starts one unless it continues the previous item's.
+        begins = np.ones(m, dtype=bool)
+        begins[1:] = ~same_next[:-1] | split[:-1]
+        press_items = np.flatnonzero(begins)
+        final = np.empty_like(press_items)  # each press's last item
+        final[:-1] = press_items[1:] - 1
+        final[-1] = m - 1
+        totals = np.add.reduceat(sums, press_items, axis=0)
+        total_windows = np.add.reduceat(windows, press_items)
+        refs = np.sqrt(2 * totals / total_windows[:, None])  # each press's own tone amplitudes
+        ended, where, gap = self._walk(z_flat, rows[final], bins[final], refs, walk_from[final], stop[final], gap0[final])
+        # Not ended by its gap: by the next item (another key), or still open at the end of the pass.
+        closing = ended | has_next[final]
+        where = np.where(ended, where, stop[final] - 1)
+        stream_of = item_stream[final]
+        still_open = ~closing
+        self.open[stream_of[closing]] = False
+        self.open[stream_of[still_open]] = True
+        self.open_count = int(np.count_nonzero(self.open))
+        if still_open.any():
+            kept = stream_of[still_open]
+            self.press_key[kept] = item_key[final][still_open]
+            self.press_first[kept] = press_first[press_items][still_open] + self.count
+            self.press_last_hit[kept] = last_hit[final][still_open] + self.count
+            self.press_low[kept], self.press_high[kept] = totals[still_open, 0], totals[still_open, 1]
+            self.press_windows[kept] = total_windows[still_open]
+            self.press_gap[kept] = gap[still_open]
+        done = np.flatnonzero(closing)
+        if done.size:
+            self._end(done, stream_of, item_key[final], press_first[press_items], np.minimum(where, last_hit[final] + 1),
+                      bins[final], refs, totals, total_windows, rows[final], z_flat, found)
+
+    def _end(self, done: np.ndarray, stream_of: np.ndarray, key_of: np.ndarray, first_of: np.ndarray,
+             last_of: np.ndarray, bins: np.ndarray, refs: np.ndarray, totals: np.ndarray, windows: np.ndarray,
+             rows: np.ndarray, z_flat: np.ndarray, found: list[list[KeyTone]]) -> None:
+        """Close the presses ``done``: keys for those whose tones lasted ``min_on_ms``.
+
+        Each press's sub-blocks ``first_of`` .. ``last_of`` (inclusive) are measured against
+        its own amplitudes: how much of each its two tones fill gives its on-time and its
+        edges, whatever the level. All presses' sub-blocks are laid end to end and summed
+        per press.
+        """
+        first, last = first_of[done], last_of[done]
+        length = last - first + 1
+        at, owner = _ranges(first, length)
+        index = (rows[done][owner] + at) * 8
+        amp_low = np.abs(z_flat[index + bins[done, 0][owner]]) * self.amp_scale
+        amp_high = np.abs(z_flat[index + bins[done, 1][owner]]) * self.amp_scale
+        value = (amp_low / refs[done, 0][owner] + amp_high / refs[done, 1][owner]) / 2
+        cover = np.where(value >= 0.75, 1.0, value)  # as in _walk
+        offsets = np.zeros(done.shape[0], dtype=np.int64)
+        np.cumsum(length[:-1], out=offsets[1:])
+        on = np.add.reduceat(cover, offsets) * SUB_BLOCK_SECONDS * 1000 >= self.settings.min_on_ms
+        # The first and last sub-block the tones fill noticeably: the press's edges.
+        position = np.arange(at.shape[0])
+        inside = cover >= 0.15
+        edge_first = np.minimum.reduceat(np.where(inside, position, at.shape[0]), offsets)
+        edge_last = np.maximum.reduceat(np.where(inside, position, -1), offsets)
+        on &= edge_last >= 0
+        if not on.any():
+            return
+        keep = np.flatnonzero(on)
+        edge_first, edge_last = edge_first[keep], edge_last[keep]
+        base = first[keep] + self.count
+        starts = np.rint((base + (edge_first - offsets[keep]) + 1 - cover[edge_first]) * self.sub).astype(np.int64)
+        ends = np.rint((base + (edge_last - offsets[keep]) + cover[edge_last]) * self.sub).astype(np.int64)
+        powers = (totals[done][keep] / windows[done][keep, None]).tolist()
+        for stream, key, start, end, (p_low, p_high) in zip(stream_of[done][keep].tolist(), key_of[done][keep].tolist(),
+                                                            starts.tolist(), ends.tolist(), powers):
+            # Levels to 0.01 dB: below that, the last bits differ with how BLAS splits the work.
+            found[stream].append(KeyTone(KEY_NAMES[key], start, end, self.rate,
+                                         round(power_to_dbm0(p_low), 2), round(power_to_dbm0(p_high), 2)))
 
     def flush(self) -> list[list[KeyTone]]:
         """End of the streams: enough silence to close every open press."""
-        pad = (-(self.held_len or self.leftover.shape[1])) % self.sub
+        pad = (-(self.fill - self.history_len)) % self.sub
         closing = int(math.ceil((self.settings.bridge_ms / 1000 + 0.03) * self.rate / self.sub)) * self.sub
         self.flushing = True
         try:
