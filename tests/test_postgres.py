@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing
 import os
@@ -231,3 +232,47 @@ def test_a_step_holds_the_writers_lock_from_its_first_write_not_while_it_hashes(
     assert {r["call_id"] for r in SqliteCallLog(step).recent()} == {"written-while-the-step-hashes", "after"}
     step.close()
     other.close()
+
+
+def test_a_line_moves_from_its_sqlite_file_to_the_server_whole(tmp_path: Path, postgres_url: str) -> None:
+    """`voicebot db copy`: what a running line relies on arrives: locks, rate-limit counts (and
+    the key their subjects are hashed with), live codes, the outbox, the call records; and
+    the line goes on there (new rows get new ids)."""
+    from tests.conftest import Caller
+    from voicebot.app import Line
+
+    file_config = make_config(tmp_path)
+    line = Line.open(file_config, echo=io.StringIO())
+    line.ensure_demo_bank()
+    on_file = Caller(line)
+    assert on_file.call(["1", "1", "1", "1", "12345678", "4567", "1234"]).outcome == "credentials_sent"
+    locked = on_file.call(["1", "1", "1", "1", *["12345678", "9012", "0000"] * 3], caller_id="+34699000001")
+    assert locked.reason == "card_locked"
+    before = (line.bank.list_customers(), line.outbox.list_messages(), line.call_log.recent(), line.desk.recent())
+    line.close()
+
+    copied = subprocess.run([sys.executable, "-m", "voicebot", "db", "copy", str(file_config.database), postgres_url],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert copied.returncode == 0, copied.stderr
+    assert "customers" in copied.stdout and "outbox" in copied.stdout
+
+    server_line = Line.open(make_config(tmp_path, database=postgres_url), echo=io.StringIO())
+    try:
+        assert (server_line.bank.list_customers(), server_line.outbox.list_messages(), server_line.call_log.recent(),
+                server_line.desk.recent()) == before
+        on_server = Caller(server_line)
+        # The lock came along: the right PIN does not open the card on the server either.
+        assert on_server.call(["1", "1", "1", "1", "12345678", "9012", "4321"]).reason == "card_locked"
+        # So did the caller's failure count (its subject hashed with the same key): three more and paused.
+        again = on_server.call(["1", "1", "1", "1", *["12345678", "4567", "0000"] * 3], caller_id="+34699000001")
+        assert again.record["actions"][-1]["result"] == "paused", again.record["actions"]
+        # (and the document too: 6 failures today. Another customer then.)
+        recovered = on_server.call(["1", "1", "2", "2", "01234567", "1111", "2222"], caller_id="+34600000002")
+        assert recovered.outcome == "credentials_sent"
+        assert len(server_line.outbox.list_messages()) == len(before[1]) + 2  # new ids after the copied ones
+    finally:
+        server_line.close()
+
+    refused = subprocess.run([sys.executable, "-m", "voicebot", "db", "copy", str(file_config.database), postgres_url],
+                             capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert refused.returncode != 0 and "already holds" in refused.stderr and "Traceback" not in refused.stderr

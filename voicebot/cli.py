@@ -106,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     bank_serve.set_defaults(handler=cmd_bank_serve)
     bank.set_defaults(handler=lambda _args, _config, parser=bank: _usage(parser))
 
+    db = sub.add_parser("db", help="the line's database (a SQLite file, or a PostgreSQL server)")
+    db_sub = db.add_subparsers(dest="db_command", metavar="COMMAND")
+    db_copy = db_sub.add_parser("copy", help="copy a whole database into a new, empty one (e.g. the SQLite file "
+                                "to the PostgreSQL server several instances will share); stop the line first")
+    db_copy.add_argument("source", help="a SQLite file or a postgresql:// URL")
+    db_copy.add_argument("target", help="a new SQLite file or an empty PostgreSQL database (postgresql://…)")
+    db_copy.set_defaults(handler=cmd_db_copy)
+    db.set_defaults(handler=lambda _args, _config, parser=db: _usage(parser))
+
     outbox = sub.add_parser("outbox", help="SMS and e-mails sent (secrets masked)")
     outbox.add_argument("--last", type=int, default=20, metavar="N")
     outbox.add_argument("--json", action="store_true")
@@ -475,6 +484,32 @@ def _printed_as_json_or_empty(args: argparse.Namespace, rows: list[dict[str, Any
         print(empty)
         return True
     return False
+
+
+def cmd_db_copy(args: argparse.Namespace, config: Config) -> int:
+    from .backends.copy import copy_database, describe
+    from .backends.sqlite import open_database
+    from .config import Config as Settings, masked_database
+
+    try:  # the same rules as the `database` setting: a path, or a postgresql:// URL
+        source, target = (Settings.model_validate({"database": value}).database for value in (args.source, args.target))
+    except ValueError as exc:
+        raise ConfigError(f"db copy: {exc}") from None
+    if source == target:
+        raise ConfigError("db copy: the source and the target are the same database")
+    if not is_server_url_or_file(source):
+        raise ConfigError(f"db copy: {source}: no such file")
+    with open_database(source) as reading, open_database(target) as writing:
+        copied = copy_database(reading, writing)
+    print(f"Copied {masked_database(source)} into {masked_database(target)}: {describe(copied) or 'nothing'}")
+    return 0
+
+
+def is_server_url_or_file(database: Any) -> bool:
+    """A source must exist: opening a missing SQLite file would create an empty one."""
+    from .backends.sqlite import is_server_url
+
+    return is_server_url(database) or Path(database).is_file()
 
 
 def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
