@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench setup system clean
+.PHONY: run test bench cluster setup system clean
 
 run: setup
 	$(VENV)/bin/voicebot prompts build --quiet
@@ -11,6 +11,10 @@ run: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+# Kamailio and 3 `voicebot serve` on loopback (Ctrl-C stops all); options: make cluster ARGS="--instances 2 --no-speech"
+cluster: setup
+	$(VENV)/bin/python scripts/cluster $(ARGS)
 
 bench: setup
 	@scripts/system-packages bench
