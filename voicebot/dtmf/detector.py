@@ -45,7 +45,8 @@ PASS_SUB_BLOCKS = 12000  # 60 s: how much of a long chunk is analysed at once
 SEGMENT_SUB_BLOCKS = 1600  # 8 s: the share of a pass whose DFTs are worked on at once (cache-sized)
 PHASE_PERIOD = 200  # sub-blocks: every keypad frequency (a whole number of Hz) turns a whole number of cycles in 1 s
 HISTORY_SUB_BLOCKS = 4  # sub-blocks kept from one feed to the next: a window and a ragged edge
-FEW_RUNS = 8  # runs and open presses in a pass up to which plain Python follows them faster than numpy
+FEW_RUNS = 8  # runs and open presses in a pass up to which plain Python follows them faster than numpy...
+FEW_RUNS_ROWS = 256  # ...if the pass is short (it takes every sub-block's amplitudes as Python floats)
 
 
 @dataclass(frozen=True)
@@ -161,17 +162,29 @@ class _Core:
         self.max_reverse_twist = 10 ** (settings.max_reverse_twist_db / 10)  # as power ratios
         self.max_normal_twist = 10 ** (settings.max_normal_twist_db / 10)
         self.bridge = settings.bridge_ms / (SUB_BLOCK_SECONDS * 1000)  # in sub-blocks
+        # A window's |DFT|² at a tone's frequency times power_scale is the tone's mean power;
+        # its energy over window_len is the window's mean power. The screen compares the
+        # unscaled figures, its thresholds scaled instead: a tone at a quarter of the minimum
+        # level (room for an offset's loss, which the strict check undoes), and the two
+        # tones' with 40 % of the window's power.
+        self.power_scale = 2 / self.window_len ** 2
+        self.screen_level = self.min_power * 0.25 / self.power_scale
+        self.screen_purity = 0.4 / self.window_len / self.power_scale
         self.min_pass = int(round(settings.analysis_ms / 1000 / SUB_BLOCK_SECONDS)) * self.sub
         # Index patterns for the strict check's gathers (see _check).
         self.window_blocks = np.arange(1, WINDOW_SUB_BLOCKS + 1)  # a window's sub-blocks in the pass's samples, from its end
         self.half_rows = np.array([0, 8])[None, :, None]
         self.sub_rows = (np.arange(WINDOW_SUB_BLOCKS) * 8)[None, :, None]
-        # The samples: per stream, the last HISTORY_SUB_BLOCKS sub-blocks already analysed or
-        # skipped (the next windows reach back into them), then the sound gathered since.
-        # Feeds are copied in (a sound card reuses its buffers); a pass reads it in place.
+        self.sinc_lengths = np.array([self.window_len, 1])  # the window's and one sample's, for the gain
+        self.no_windows = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp), np.zeros((0, 2)))
+        # The samples: per stream, before `start` the last HISTORY_SUB_BLOCKS sub-blocks
+        # already analysed or skipped (the next windows reach back into them), from it the
+        # sound gathered since, up to `fill`. Feeds are copied in (a sound card reuses its
+        # buffers); a pass reads it in place. Room for several passes: it is compacted
+        # (history and sound moved to the front) only when full.
         self.history_len = HISTORY_SUB_BLOCKS * self.sub
-        self.buffer = np.zeros((streams, self.history_len + self.min_pass + 2 * self.sub))
-        self.fill = self.history_len
+        self.buffer = np.zeros((streams, self.history_len + 8 * (self.min_pass + self.sub)))
+        self.start = self.fill = self.history_len
         self.holding = False  # sound is being gathered for a pass
         self.flushing = False
         # The DFTs of the latest sub-blocks as the last pass left them, back to the first
@@ -199,50 +212,55 @@ class _Core:
 
     def feed(self, samples: np.ndarray) -> list[list[KeyTone]]:
         """``samples``: float64 array (streams, n). Returns the presses that ended, per stream."""
-        if samples.shape[1] > PASS_SUB_BLOCKS * self.sub:
+        n = samples.shape[1]
+        fill = self.fill + n
+        if fill <= self.buffer.shape[1] and n <= PASS_SUB_BLOCKS * self.sub:
+            # A frame, most often: written in place; while sound is gathered for a pass, no more.
+            self.buffer[:, self.fill:fill] = samples
+            self.fill = fill
+            if self.holding and fill - self.start < self.min_pass and not self.flushing:
+                return [[] for _ in range(self.streams)]
+        elif n > PASS_SUB_BLOCKS * self.sub:
             return self._feed_long(samples)
-        self._append(samples)
+        else:
+            self._append(samples)
         return self._advance()
 
     def _append(self, samples: np.ndarray) -> None:
         n = samples.shape[1]
         if self.fill + n > self.buffer.shape[1]:
-            grown = np.zeros((self.streams, 2 * (self.fill + n)))
-            grown[:, :self.fill] = self.buffer[:, :self.fill]
-            self.buffer = grown
+            kept = self.fill - self.start + self.history_len
+            target = self.buffer if kept + n <= self.buffer.shape[1] else np.zeros((self.streams, 2 * (kept + n)))
+            target[:, :kept] = self.buffer[:, self.start - self.history_len:self.fill]
+            self.buffer, self.start, self.fill = target, self.history_len, kept
         self.buffer[:, self.fill:self.fill + n] = samples
         self.fill += n
 
     def _advance(self, whole: bool = False) -> list[list[KeyTone]]:
         """Skip or analyse the whole sub-blocks gathered. ``whole``: analyse now, however short."""
         sub = self.sub
-        count = (self.fill - self.history_len) // sub
+        start = self.start
+        count = (self.fill - start) // sub
         if not count:
             return [[] for _ in range(self.streams)]
         if not self.holding:
             if not self.open_count and self.loud_until < self.count - WINDOW_SUB_BLOCKS + 1:
-                fresh = self.buffer[:, self.history_len:self.history_len + count * sub]
+                fresh = self.buffer[:, start:start + count * sub]
                 if float(np.vdot(fresh, fresh)) < self.quiet_energy:
                     # Silence or line noise, and the last loud sub-block is out of every window
                     # this chunk ends: no key can be here. One dot product is all it costs.
                     self._skip(count)
-                    self._shift(count)
+                    self.start += count * sub
                     return [[] for _ in range(self.streams)]
             self.holding = True
-        if self.fill - self.history_len < self.min_pass and not (self.flushing or whole):
+        if self.fill - start < self.min_pass and not (self.flushing or whole):
             # Sound is analysed in passes of at least `analysis_ms`: a 20 ms frame would
             # mostly pay numpy's per-call cost, and a key's report waits at most that long.
             return [[] for _ in range(self.streams)]
         self.holding = False
-        found = self._analyse(self.buffer[:, :self.history_len + count * sub], count)
-        self._shift(count)
+        found = self._analyse(self.buffer[:, start - self.history_len:start + count * sub], count)
+        self.start += count * sub
         return found
-
-    def _shift(self, count: int) -> None:
-        """``count`` sub-blocks are done with: the buffer keeps the history after them and the rest."""
-        done = count * self.sub
-        self.buffer[:, :self.fill - done] = self.buffer[:, done:self.fill]
-        self.fill -= done
 
     def _skip(self, count: int) -> None:
         """``count`` sub-blocks that cannot hold a key, with no press open, go by unanalysed."""
@@ -266,7 +284,7 @@ class _Core:
         # The sound gathered so far, made whole sub-blocks, and the first HISTORY_SUB_BLOCKS
         # sub-blocks go through the buffer; every later pass then finds its history in
         # `samples` itself, which is analysed in place, never copied.
-        lead = (-(self.fill - self.history_len)) % sub + h * sub
+        lead = (-(self.fill - self.start)) % sub + h * sub
         self._append(samples[:, :lead])
         add(self._advance(whole=True))
         samples = samples[:, lead - h * sub:]  # from the history the buffer now holds
@@ -301,7 +319,7 @@ class _Core:
         # The buffer takes the last history and the ragged end.
         rest = samples[:, (h + count) * sub - self.history_len:]
         self.buffer[:, :rest.shape[1]] = rest
-        self.fill = rest.shape[1]
+        self.start, self.fill = self.history_len, rest.shape[1]
         self.holding = False
         return found
 
@@ -335,12 +353,13 @@ class _Core:
             e_all[:, h:] = energies
         if e_all[:, h:].max() > self.quiet_energy:
             self.loud_until = self.count + count - 1  # (as if its last sub-block were loud: the gate waits a little longer)
-        total = (e_all[:, h - 3:h - 3 + count] + e_all[:, h - 2:h - 2 + count]
-                 + e_all[:, h - 1:h - 1 + count] + e_all[:, h:h + count]) / self.window_len
+        # Each window's energy, summed in a fixed order as the DFTs are below.
+        pairs = e_all[:, h - 3:h + count - 1] + e_all[:, h - 2:h + count]
+        energy = pairs[:, :-2] + pairs[:, 2:]
         # Each sub-block's DFT on the common time base, and each window's tone powers, a
         # cache-sized segment at a time. The windows' sums keep a fixed order, so the result
         # does not depend on how audio was chunked.
-        power = np.empty((self.streams, count, 8))
+        power = np.empty((self.streams, count, 8))  # |DFT|², times power_scale for a tone's mean power
         for first in range(0, count, SEGMENT_SUB_BLOCKS):
             last = min(first + SEGMENT_SUB_BLOCKS, count)
             np.matmul(new_blocks[:, first:last], self.basis, out=z_parts[:, back + first:back + last])
@@ -356,41 +375,39 @@ class _Core:
                 parts = window.view(np.float64)
                 np.square(parts[..., 0::2], out=segment_power)
                 segment_power += parts[..., 1::2] ** 2
-        power *= 2 / self.window_len ** 2
-        streams, offsets = np.nonzero(self._screen(power, total))
+        streams, offsets = np.nonzero(self._screen(power, energy))
         found: list[list[KeyTone]] = [[] for _ in range(self.streams)]
         keys, levels = offsets, np.zeros((0, 2))
         if offsets.size:
             # The strict check of every stream's candidate windows in one go.
-            good, keys, levels = self._check(streams, offsets, power, total, z_all, back, blocks)
-            streams, offsets, keys, levels = streams[good], offsets[good], keys[good], levels[good]
+            good, keys, levels = self._check(streams, offsets, power, energy, z_all, back, blocks)
+            streams, offsets = streams[good], offsets[good]
         if offsets.size or self.open_count:
             self._follow(streams, offsets, keys, levels, z_all, back, count, found)
         # DFTs kept: back to the first sub-block of the earliest press still open.
         keep = h
         if self.open_count:
             keep = max(h, int(self.count + count - self.press_first[self.open].min()))
-        self.history_z = z_all[:, -keep:].copy()
-        self.history_e = e_all[:, -h:].copy()
+        self.history_z = z_all[:, -keep:]  # views: each pass makes new arrays
+        self.history_e = e_all[:, -h:]
         self.count += count
         return found
 
-    def _screen(self, power: np.ndarray, total: np.ndarray) -> np.ndarray:
-        """Windows worth the strict check: loose versions of level and purity."""
+    def _screen(self, power: np.ndarray, energy: np.ndarray) -> np.ndarray:
+        """Windows worth the strict check: loose versions of level and purity (constants in __init__)."""
         low = np.maximum(np.maximum(power[..., 0], power[..., 1]), np.maximum(power[..., 2], power[..., 3]))
         high = np.maximum(np.maximum(power[..., 4], power[..., 5]), np.maximum(power[..., 6], power[..., 7]))
-        loose = self.min_power * 0.25  # room for an offset's loss, which the strict check undoes
-        return (np.minimum(low, high) > loose) & (low + high > 0.4 * total)
+        return (np.minimum(low, high) > self.screen_level) & (low + high > self.screen_purity * energy)
 
-    def _check(self, streams: np.ndarray, offsets: np.ndarray, power: np.ndarray, total: np.ndarray,
+    def _check(self, streams: np.ndarray, offsets: np.ndarray, power: np.ndarray, energy: np.ndarray,
                z_all: np.ndarray, back: int, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The strict check of the windows ending at (``streams``, ``offsets``), all at once.
 
-        Returns (good, key, levels): per window, whether it has a key, which (row * 4 +
-        column), and the low and high tone's power (n, 2).
+        Returns (good, keys, levels): the windows with a key (indices into ``offsets``),
+        which (row * 4 + column), and the low and high tone's power (good, 2).
         """
         n = offsets.shape[0]
-        p = power[streams, offsets]
+        p = power[streams, offsets]  # unscaled
         pair = np.empty((n, 2), dtype=np.intp)  # (n, 2): the low tone's bin, the high tone's
         np.argmax(p[:, :4], axis=1, out=pair[:, 0])
         np.argmax(p[:, 4:], axis=1, out=pair[:, 1])
@@ -420,31 +437,36 @@ class _Core:
         rough = np.arctan2(steps.imag, steps.real) * self.rate / (2 * np.pi * self.sub)
         offset = fine + alias * np.rint((rough - fine) / alias)
         within = (np.abs(offset) <= self.tolerance[pair]) & steady_tones
+        within = within[:, 0] & within[:, 1]
+        if not within.any():  # speech, mostly: the rest would be numpy calls for nothing
+            return self.no_windows
         # The decisions use each tone's power over the whole 20 ms window, coherently: a
         # harmonic of speech that glides loses power there, a keypad tone does not. It is
         # corrected for the rectangular window's loss at that offset (the Dirichlet kernel,
         # sinc(offset * window) / sinc(offset), written out: np.sinc costs 3 µs a call).
-        x_window = np.pi * (offset * self.window_len / self.rate)
-        x_sample = np.pi * (offset / self.rate)
-        x_window[x_window == 0.0] = 1e-20  # no offset at all: no loss (the limit, 1)
-        x_sample[x_sample == 0.0] = 1e-20
-        gain = np.abs((np.sin(x_window) / x_window) / (np.sin(x_sample) / x_sample))
-        true_power = p.reshape(-1)[(each * 8)[:, None] + pair] / np.maximum(gain, 1e-3) ** 2
+        # Both sincs at once; 1e-300 changes no angle but an exact 0, whose sinc is the limit, 1.
+        x = np.pi * (offset[:, :, None] * self.sinc_lengths / self.rate) + 1e-300
+        sincs = np.sin(x) / x
+        gain = np.abs(sincs[..., 0] / sincs[..., 1])
+        true_power = p.reshape(-1)[(each * 8)[:, None] + pair] * self.power_scale / np.maximum(gain, 1e-3) ** 2
         p_low, p_high = true_power[:, 0], true_power[:, 1]
         settings = self.settings
-        good = (within[:, 0] & within[:, 1]
-                & (np.minimum(p_low, p_high) >= self.min_power)
+        good = np.flatnonzero(
+            within & (np.minimum(p_low, p_high) >= self.min_power)
                 & (p_high <= self.max_reverse_twist * p_low) & (p_low <= self.max_normal_twist * p_high)
-                & (p_low + p_high >= settings.min_purity * total[streams, offsets]))
+            & (p_low + p_high >= settings.min_purity / self.window_len * energy[streams, offsets]))
+        if not good.size:
+            return self.no_windows
         # The levels reported come from the Hann halves: their low side lobes keep one
         # tone's leakage out of the other's level (the 20 ms window's cost up to 1.3 dB).
-        # Only windows within tolerance are used, so |bins| < 0.5 and the kernel has no pole.
-        bins = np.clip(offset * self.half_len / self.rate, -0.5, 0.5)
-        x_bins = np.pi * bins
-        x_bins[x_bins == 0.0] = 1e-20
+        # Only windows within tolerance are used, so |bins| < 0.5 and the kernel (even) has
+        # no pole.
+        bins = np.minimum(np.abs(offset[good]) * self.half_len / self.rate, 0.5)
+        x_bins = np.pi * bins + 1e-300
         hann_gain = np.abs((np.sin(x_bins) / x_bins) / (1 - bins ** 2))
-        level = (first_half ** 2 + second_half ** 2) / (self.hann_sum * np.maximum(hann_gain, 1e-3)) ** 2
-        return good, keys, level
+        amps = amps[good]
+        level = (amps[:, 0] ** 2 + amps[:, 1] ** 2) / (self.hann_sum * np.maximum(hann_gain, 1e-3)) ** 2
+        return good, keys[good], level
 
     # -------------------------------------------------------------- presses
 
@@ -497,7 +519,7 @@ class _Core:
         Windows in a row with one key form a run: found by comparing neighbouring windows,
         never visiting them one by one. A press is a run, or several of one key whose gaps
         were bridged, or one still open from an earlier pass continued. A pass with a few
-        runs (a stream fed in frames) follows them in plain Python, where numpy's cost per
+        runs in a short pass (a stream fed in frames) follows them in plain Python, where numpy's cost per
         call would outweigh the arithmetic; many (a long chunk, many streams) go through
         array operations over all of them together. Both do the same arithmetic in the
         same order. Positions here are sub-blocks counted from the pass's first new one.
@@ -522,7 +544,7 @@ class _Core:
         else:
             run_stream = run_key = run_first = run_last = run_windows = np.zeros(0, dtype=np.int64)
             run_sums = np.zeros((0, 2))
-        if run_first.shape[0] + self.open_count <= FEW_RUNS:
+        if run_first.shape[0] + self.open_count <= FEW_RUNS and z_all.shape[1] <= FEW_RUNS_ROWS:
             self._follow_few(run_stream, run_key, run_first, run_last, run_sums, run_windows, z_all, back, count, found)
         else:
             self._follow_many(run_stream, run_key, run_first, run_last, run_sums, run_windows, z_all, back, count, found)
@@ -750,7 +772,7 @@ class _Core:
 
     def flush(self) -> list[list[KeyTone]]:
         """End of the streams: enough silence to close every open press."""
-        pad = (-(self.fill - self.history_len)) % self.sub
+        pad = (-(self.fill - self.start)) % self.sub
         closing = int(math.ceil((self.settings.bridge_ms / 1000 + 0.03) * self.rate / self.sub)) * self.sub
         self.flushing = True
         try:
