@@ -21,11 +21,14 @@ How it decides (every threshold is a :class:`DtmfSettings` field):
 4. A press is a run of such windows for one key. Its real extent comes from the two
    tones' amplitudes in each 5 ms sub-block against the press's own level: that gives the
    on-time (Q.24: accept 40 ms, reject 23 ms) and the length of a gap (a 10 ms drop-out is
-   bridged, a 40 ms pause separates two presses), whatever the level.
+   bridged, a 40 ms pause separates two presses), whatever the level. Runs are found by
+   comparing neighbouring windows, and the presses of a long chunk or of many streams
+   are followed with array operations over all of them: Python visits presses, not
+   windows or sub-blocks.
 
 Several calls' streams can be fed together (``MultiStreamDtmfDetector``): the DFTs, the
-screening and the strict check of all of them are single numpy operations. Rates other
-than 8 and 16 kHz are resampled to 8 kHz with soxr.
+screening, the strict check and the presses of all of them are single numpy operations.
+Rates other than 8 and 16 kHz are resampled to 8 kHz with soxr.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ PASS_SUB_BLOCKS = 12000  # 60 s: how much of a long chunk is analysed at once
 SEGMENT_SUB_BLOCKS = 1600  # 8 s: the share of a pass whose DFTs are worked on at once (cache-sized)
 PHASE_PERIOD = 200  # sub-blocks: every keypad frequency (a whole number of Hz) turns a whole number of cycles in 1 s
 HISTORY_SUB_BLOCKS = 4  # sub-blocks kept from one feed to the next: a window and a ragged edge
+SHORT_QUIET_SUB_BLOCKS = 1000  # a quiet stretch of a long chunk shorter than this is analysed, not skipped
+MANY_WINDOWS = 256  # candidate windows in a pass from which the Hann halves are made per sub-block (see _check)
 FEW_RUNS = 8  # runs and open presses in a pass up to which plain Python follows them faster than numpy...
 FEW_RUNS_ROWS = 256  # ...if the pass is short (it takes every sub-block's amplitudes as Python floats)
 
@@ -100,6 +105,7 @@ class KeyTone:
 
 
 KEY_NAMES = [KEY_AT[divmod(key, 4)] for key in range(16)]  # key number (row * 4 + column) to its name
+KEY_BINS = np.array([(key // 4, key % 4 + 4) for key in range(16)])  # key number to its two tones' DFT bins
 
 
 def _ranges(begin: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +156,10 @@ class _Core:
         self.half_basis = np.empty((self.half_len, 16))
         self.half_basis[:, 0::2] = hann[:, None] * np.cos(half_angle)
         self.half_basis[:, 1::2] = -hann[:, None] * np.sin(half_angle)
+        # The same as two parts, one per sub-block: row r of a sub-block's product with
+        # part_basis is its share of a half it starts (r < 8) or ends (r >= 8).
+        self.part_basis = np.concatenate([self.half_basis[:self.sub], self.half_basis[self.sub:]], axis=1)
+        self.part_rows = np.array([0, 8, 0, 8])[None, :, None]
         self.half_turn = np.exp(-2j * np.pi * freqs * self.half_len / sample_rate)
         self.hann_sum = float(hann.sum())
         self.amp_scale = 2.0 / self.sub
@@ -200,8 +210,7 @@ class _Core:
         self.press_key = np.zeros(streams, dtype=np.int64)  # row * 4 + column
         self.press_first = np.zeros(streams, dtype=np.int64)  # its first sub-block (one before its first window)
         self.press_last_hit = np.zeros(streams, dtype=np.int64)  # the last sub-block of its last window
-        self.press_low = np.zeros(streams)  # sums of its windows' tone powers, for its level and its amplitudes
-        self.press_high = np.zeros(streams)
+        self.press_sums = np.zeros((streams, 2))  # sums of its windows' low and high tone powers (level, amplitudes)
         self.press_windows = np.zeros(streams, dtype=np.int64)
         self.press_gap = np.zeros(streams)  # sub-blocks' worth of missing tone since its last window
         # Sub-block ranges where a dual tone was heard, for muting (only when asked for).
@@ -305,7 +314,7 @@ class _Core:
         # (measured on the bench's call-like signal: 0.5 s lost 10 %, 10 s lost 15 %).
         edges = [0, *(np.flatnonzero(np.diff(needed.astype(np.int8))) + 1).tolist(), count]
         for first, last in zip(edges[:-1], edges[1:]):
-            if not needed[first] and last - first < 1000:
+            if not needed[first] and last - first < SHORT_QUIET_SUB_BLOCKS:
                 needed[first:last] = True
         edges = [0, *(np.flatnonzero(np.diff(needed.astype(np.int8))) + 1).tolist(), count]
         for first, last in zip(edges[:-1], edges[1:]):
@@ -416,9 +425,21 @@ class _Core:
         each = np.arange(n)
         # The window's samples (its four sub-blocks) as two 10 ms halves, each through a
         # Hann-windowed DFT; the two tones' bins picked out of the flattened result.
-        samples = blocks[streams[:, None], offsets[:, None] + self.window_blocks]
-        halves = (samples.reshape(n, 2, self.half_len) @ self.half_basis).view(np.complex128).reshape(-1)
-        halves = halves[(each * 16)[:, None, None] + self.half_rows + pair[:, None, :]]  # (n, 2 halves, 2 tones)
+        if n < MANY_WINDOWS:
+            samples = blocks[streams[:, None], offsets[:, None] + self.window_blocks]
+            halves = (samples.reshape(n, 2, self.half_len) @ self.half_basis).view(np.complex128).reshape(-1)
+            halves = halves[(each * 16)[:, None, None] + self.half_rows + pair[:, None, :]]  # (n, 2 halves, 2 tones)
+        else:
+            # Many windows overlap: each sub-block they cover goes once through the Hann
+            # basis's first and second half (a half is then the sum of two such parts),
+            # instead of every window's 160 samples gathered and multiplied.
+            covered = (streams * blocks.shape[1] + offsets)[:, None] + self.window_blocks  # (n, 4), flattened
+            needed = np.zeros(blocks.shape[0] * blocks.shape[1], dtype=bool)
+            needed[covered] = True
+            row_of = np.cumsum(needed) - 1  # a sub-block's row among those needed
+            parts = (blocks[needed.reshape(blocks.shape[:2])] @ self.part_basis).view(np.complex128).reshape(-1)
+            parts = parts[(row_of[covered] * 16)[:, :, None] + self.part_rows + pair[:, None, :]]  # (n, 4, 2 tones)
+            halves = parts[:, 0::2] + parts[:, 1::2]
         amps = np.abs(halves)
         first_half, second_half = amps[:, 0], amps[:, 1]
         # A tone that starts or stops inside the window would bias its phase (and speech
@@ -518,11 +539,13 @@ class _Core:
 
         Windows in a row with one key form a run: found by comparing neighbouring windows,
         never visiting them one by one. A press is a run, or several of one key whose gaps
-        were bridged, or one still open from an earlier pass continued. A pass with a few
-        runs in a short pass (a stream fed in frames) follows them in plain Python, where numpy's cost per
-        call would outweigh the arithmetic; many (a long chunk, many streams) go through
-        array operations over all of them together. Both do the same arithmetic in the
-        same order. Positions here are sub-blocks counted from the pass's first new one.
+        were bridged, or one still open from an earlier pass continued. A short pass with
+        a few runs (a stream fed in frames) follows them in plain Python, where numpy's cost
+        per call would outweigh the arithmetic; many runs (a long chunk, many streams) go
+        through array operations over all of them together. Both do the same arithmetic
+        (a sum of three or more terms may differ in its last bit, far below the 0.01 dB and
+        the sample the results are given in). Positions here are sub-blocks counted from
+        the pass's first new one.
         """
         n = offsets.shape[0]
         if n:
@@ -561,8 +584,8 @@ class _Core:
             press: list | None = None  # key, first sub-block, last window's end, low and high sums, windows, gap
             if self.open[stream]:
                 press = [int(self.press_key[stream]), int(self.press_first[stream]) - self.count,
-                         int(self.press_last_hit[stream]) - self.count, float(self.press_low[stream]),
-                         float(self.press_high[stream]), int(self.press_windows[stream]), float(self.press_gap[stream])]
+                         int(self.press_last_hit[stream]) - self.count, float(self.press_sums[stream, 0]),
+                         float(self.press_sums[stream, 1]), int(self.press_windows[stream]), float(self.press_gap[stream])]
             walk_from = 0
             for _, key, first, last, (low, high), windows in (run for run in runs if run[0] == stream):
                 if press is not None:
@@ -587,7 +610,7 @@ class _Core:
                 self.open[stream] = True
                 self.press_key[stream], self.press_first[stream] = press[0], press[1] + self.count
                 self.press_last_hit[stream] = press[2] + self.count
-                self.press_low[stream], self.press_high[stream] = press[3], press[4]
+                self.press_sums[stream] = press[3], press[4]
                 self.press_windows[stream], self.press_gap[stream] = press[5], press[6]
         self.open_count = int(np.count_nonzero(self.open))
 
@@ -644,7 +667,7 @@ class _Core:
         item_first = np.concatenate([np.full(carried.shape[0], -1), run_first])  # for ordering only
         walk_from = np.concatenate([np.zeros(carried.shape[0], dtype=np.int64), run_last])
         gap0 = np.concatenate([self.press_gap[carried], np.zeros(run_first.shape[0])])
-        sums = np.concatenate([np.stack([self.press_low[carried], self.press_high[carried]], axis=1), run_sums])
+        sums = np.concatenate([self.press_sums[carried], run_sums])
         windows = np.concatenate([self.press_windows[carried], run_windows])
         press_first = np.concatenate([self.press_first[carried] - self.count, run_first - WINDOW_SUB_BLOCKS])
         last_hit = np.concatenate([self.press_last_hit[carried] - self.count, run_last - 1])
@@ -662,7 +685,7 @@ class _Core:
         stop[:-1] = np.where(has_next[:-1], item_first[1:], count)
         same_next = np.zeros(m, dtype=bool)
         same_next[:-1] = has_next[:-1] & (item_key[1:] == item_key[:-1])
-        bins = np.stack([item_key // 4, item_key % 4 + 4], axis=1)
+        bins = KEY_BINS[item_key]
         rows = item_stream * z_all.shape[1] + back  # flattened DFT row of the pass's sub-block 0
         z_flat = z_all.reshape(-1)
         # Between two items of one key the press goes on unless the gap reaches the bridge,
@@ -721,7 +744,7 @@ class _Core:
             self.press_key[kept] = item_key[final][still_open]
             self.press_first[kept] = press_first[press_items][still_open] + self.count
             self.press_last_hit[kept] = last_hit[final][still_open] + self.count
-            self.press_low[kept], self.press_high[kept] = totals[still_open, 0], totals[still_open, 1]
+            self.press_sums[kept] = totals[still_open]
             self.press_windows[kept] = total_windows[still_open]
             self.press_gap[kept] = gap[still_open]
         done = np.flatnonzero(closing)
