@@ -190,10 +190,10 @@ class _Core:
         # The samples: per stream, before `start` the last HISTORY_SUB_BLOCKS sub-blocks
         # already analysed or skipped (the next windows reach back into them), from it the
         # sound gathered since, up to `fill`. Feeds are copied in (a sound card reuses its
-        # buffers); a pass reads it in place. Room for several passes: it is compacted
-        # (history and sound moved to the front) only when full.
+        # buffers); a pass reads it in place. Room for two passes: it is compacted (history
+        # and sound moved to the front) only when full, about every other pass.
         self.history_len = HISTORY_SUB_BLOCKS * self.sub
-        self.buffer = np.zeros((streams, self.history_len + 8 * (self.min_pass + self.sub)))
+        self.buffer = np.zeros((streams, self.history_len + 2 * (self.min_pass + self.sub)))
         self.start = self.fill = self.history_len
         self.holding = False  # sound is being gathered for a pass
         self.flushing = False
