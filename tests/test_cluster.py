@@ -47,6 +47,9 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = [sys.executable, str(REPO / "scripts" / "cluster")]
 # A line that dies is out of rotation after at most one probe interval plus the probe's own time-out.
 OUT_OF_ROTATION = PROBES.interval + PROBES.no_answer_ms / 1000
+# Calls the caller ends: four menu keys then a BYE (about 6 s), or one key (about 3 s).
+SHORT: dict[str, Any] = {"kind": "bye_mid_flow", "groups": ("1", "3", "1", "2")}
+SHORTEST: dict[str, Any] = {"kind": "bye_mid_flow", "groups": ("1",)}
 
 
 @pytest.fixture
@@ -111,8 +114,9 @@ def test_sixty_calls_thirty_at_a_time_all_complete_spread_over_every_line(cluste
 def test_a_killed_line_loses_its_calls_and_new_calls_go_to_the_others(cluster: Cluster, tmp_path: Path) -> None:
     victim, survivors = cluster.instances[1], [cluster.instances[0], cluster.instances[2]]
     assert victim.process is not None
-    # The cut calls never hear a BYE: SIPp gives up on them at its time-out, the others are long done.
-    thread, first = in_thread(place_calls, cluster, tmp_path / "first", calls=12, timeout=40)
+    # Short calls (about 6 s: four keys, then the caller hangs up). The cut ones never get an
+    # answer to their BYE: SIPp gives up on them at its time-out, the others are long done.
+    thread, first = in_thread(place_calls, cluster, tmp_path / "first", calls=12, timeout=20, **SHORT)
     wait_until(lambda: len(in_progress(cluster)) == 12, 30, "12 calls answered")
     held = {r["call_id"] for r in in_progress(cluster, victim.process.pid)}
     assert held, "the victim holds no call"
@@ -121,7 +125,7 @@ def test_a_killed_line_loses_its_calls_and_new_calls_go_to_the_others(cluster: C
     killed_at = time.time()
     victim.process.wait(10)
     time.sleep(OUT_OF_ROTATION + 1.0)
-    after = place_calls(cluster, tmp_path / "after", calls=6, timeout=90)
+    after = place_calls(cluster, tmp_path / "after", calls=6, timeout=60, **SHORT)
     assert after.ok and after.successful == 6, after.describe()
 
     sent, rotation, refused = kamailio_events(cluster)
@@ -131,7 +135,7 @@ def test_a_killed_line_loses_its_calls_and_new_calls_go_to_the_others(cluster: C
     down = [r for r in rotation if r.line == victim.uri and not r.up and r.at >= killed_at]
     assert down and down[0].at < min(d.at for d in sent if d.call_id in placed_after)
 
-    thread.join(90)
+    thread.join(60)
     result = first["result"]
     on_victim = {c for c, port in answered_by(result).items() if port == victim.plan.sip_port}
     assert len(on_victim) == len(held)
@@ -144,7 +148,7 @@ def test_a_killed_line_loses_its_calls_and_new_calls_go_to_the_others(cluster: C
     assert {(records[c]["outcome"], records[c]["outcome_reason"]) for c in held} == {
         ("interrupted", "the line's process stopped during the call")}
     others = Counter(r["outcome"] for r in finished(cluster, 12 + 6) if r["call_id"] not in held)
-    assert others == {"signature_unlocked": 12 - len(held) + 6}
+    assert others == {"caller_hung_up": 12 - len(held) + 6}
     cluster.wait_in_rotation(1)
 
 
@@ -154,7 +158,7 @@ def test_a_call_sent_to_a_line_that_just_died_is_answered_by_the_next(cluster: C
     assert dead.process is not None
     dead.process.send_signal(signal.SIGKILL)
     dead.process.wait(10)
-    result = place_calls(cluster, tmp_path / "calls", calls=3, kind="bye_mid_flow", groups=("1",), timeout=60)
+    result = place_calls(cluster, tmp_path / "calls", calls=3, timeout=60, **SHORTEST)
     assert result.ok and result.successful == 3, result.describe()  # no caller heard the failure
 
     sent, rotation, refused = kamailio_events(cluster)
@@ -203,6 +207,27 @@ def test_a_drained_line_finishes_its_calls_takes_no_new_one_and_exits(cluster: C
     assert {d.call_id for d in after_term} <= {r.call_id for r in refused if r.line == target.uri}
     assert not [d for d in after_term if d.at > down[0]]
     assert target.plan.sip_port not in answered_by(second["result"]).values()
+
+
+def test_a_rolling_restart_drops_no_call(cluster: Cluster, tmp_path: Path) -> None:
+    first_pids = [i.process.pid for i in cluster.instances if i.process is not None]
+    # Three calls a second, for longer than the restart takes.
+    thread, calls = in_thread(place_calls, cluster, tmp_path / "calls", calls=75, at_once=20, rate=3, timeout=120,
+                              **SHORTEST)
+    time.sleep(2.0)
+    cluster.rolling_restart()
+    assert all(i.running and i.starts == 2 and i.process.pid not in first_pids
+               for i in cluster.instances if i.process is not None)
+    thread.join(150)
+    result = calls["result"]
+    assert result.ok and result.successful == 75, result.describe()
+
+    sent, rotation, refused = kamailio_events(cluster)
+    assert [(r.line, r.up) for r in rotation] == [(i.uri, up) for i in cluster.instances for up in (False, True)]
+    restarted_at = {r.line: r.at for r in rotation if r.up}
+    assert all(any(d.line == line and d.at > at for d in sent) for line, at in restarted_at.items() if
+               at < max(d.at for d in sent)), "a restarted line took no call again"
+    assert Counter(r["outcome"] for r in finished(cluster, 75)) == {"caller_hung_up": 75}
 
 
 # ---------------------------------------------------------------------- scripts/cluster
