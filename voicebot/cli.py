@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sip", metavar="HOST:PORT", help="where to answer (default: sip.listen, 127.0.0.1:5060)")
     serve.add_argument("--tcp", action="store_true", help="also answer SIP over TCP")
     serve.add_argument("--no-speech", action="store_true", help="keys only (no speech models loaded)")
+    serve.add_argument("--ops", metavar="HOST:PORT",
+                       help="where /healthz and /metrics answer (default: ops.listen, 127.0.0.1:9464; port 0: any "
+                            "free port)")
     serve.set_defaults(handler=cmd_serve)
 
     chat = sub.add_parser("chat", help="one call in the console: you are the caller (or a script on stdin)")
@@ -304,7 +307,8 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     import asyncio
 
     from .call.commands import _prompt_renderer, _speech
-    from .config import Sip
+    from .config import Ops, Sip
+    from .ops import LineHealth, Metrics, sd_notify
     from .transports.sip import SipServer, serve
 
     overrides: dict[str, Any] = {}
@@ -316,25 +320,65 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         sip = Sip.model_validate({**config.sip.model_dump(), **overrides})
     except ValueError as exc:
         raise ConfigError(f"--sip: {exc}") from None
-    config = config.model_copy(update={"sip": sip})
-    line = _open_line(config)
-    line.start_sender()
-    speech = _speech(config, line.menu, config.speech.enabled and not args.no_speech)
-    server = SipServer(line, _prompt_renderer(config), speech)
-    numbers = ", ".join(config.dialed_numbers)
-
-    def ready() -> None:
-        print(f"voicebot: answering SIP on {sip.listen} ({'udp+tcp' if sip.tcp else 'udp'}); "
-              f"numbers {numbers}; SIGTERM drains, Ctrl-C ends the calls", flush=True)
-
     try:
+        ops = Ops.model_validate({**config.ops.model_dump(), **({"listen": args.ops} if args.ops else {})})
+    except ValueError as exc:
+        raise ConfigError(f"--ops: {exc}") from None
+    ops_chosen = bool(args.ops) or "listen" in config.ops.model_fields_set  # not the default
+    config = config.model_copy(update={"sip": sip, "ops": ops})
+    metrics, health = Metrics(), LineHealth(ops.database_timeout)
+    # Bound first (a taken port is known before the models load); 503 "starting" until SIP answers.
+    listener = _ops_listener(ops.listen, metrics, health, required=ops_chosen)
+    try:
+        line = _open_line(config)
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        raise
+    speech = None
+    try:
+        line.start_sender()
+        speech = _speech(config, line.menu, config.speech.enabled and not args.no_speech)
+        server = SipServer(line, _prompt_renderer(config), speech, metrics=metrics)
+        health.attach(server, line.db)
+        numbers = ", ".join(config.dialed_numbers)
+
+        def ready() -> None:
+            health.ready = True
+            print(f"voicebot: answering SIP on {sip.listen} ({'udp+tcp' if sip.tcp else 'udp'}); "
+                  f"numbers {numbers}; SIGTERM drains, Ctrl-C ends the calls", flush=True)
+            if listener is not None:
+                print(f"voicebot: health on {listener.url}/healthz, metrics on {listener.url}/metrics", flush=True)
+            sd_notify(f"READY=1\nSTATUS=answering SIP on {sip.listen}")
+
         asyncio.run(serve(server, ready))
     finally:
+        if listener is not None:
+            listener.close()
         if speech is not None:
             speech.close()
         line.close()
     print(f"voicebot: stopped ({server.stats['answered']} call(s) answered)", flush=True)
     return 0
+
+
+def _ops_listener(listen: str | None, metrics: Any, health: Any, required: bool) -> Any:
+    """/healthz and /metrics on ``listen``; None if off. An address the operator chose must be
+    had (an error); the default one, taken (a second instance on the machine), is a warning."""
+    from .ops import OpsError, OpsListener
+
+    if listen is None:
+        return None
+    try:
+        return OpsListener(listen, metrics, health).start()
+    except OpsError as exc:
+        if required:
+            raise
+        print(f"voicebot: no /healthz or /metrics: {exc} (set ops.listen, or --ops HOST:PORT)", flush=True)
+        import logging
+
+        logging.getLogger("voicebot.ops").warning("%s: /healthz and /metrics are off", exc)
+        return None
 
 
 def cmd_actions_serve(args: argparse.Namespace, config: Config) -> int:

@@ -144,6 +144,8 @@ class CallSession:
         # A transport that transfers calls itself (SIP REFER) sets this; it answers with
         # ``transfer_answered``. Without it, the desk's hand-off is the transfer.
         self.on_transfer: Callable[[Transfer, str], None] | None = None
+        # Each key found in the audio, just after it went to the engine (the SIP front's DTMF latency metric).
+        self.on_key_tone: Callable[[KeyTone], None] | None = None
         # The call's recording: ``record_to`` (one call, e.g. `voicebot call --record`), else
         # one file per call in ``recording.folder``, else none.
         self._record_to = Path(record_to) if record_to is not None else None
@@ -205,6 +207,8 @@ class CallSession:
         for tone in tones:
             taken.append((tone, self._privacy()))  # the step the key goes to
             self._key(tone.key, source="tone")
+            if self.on_key_tone is not None:
+                self.on_key_tone(tone)
         while not self._keys_pressed.empty():
             key, source = self._keys_pressed.get()
             self._key(key, source=source)

@@ -42,7 +42,6 @@ import re
 import secrets
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +54,8 @@ from ..config import Sip as SipSettings
 from ..config import normalise_number
 from ..dialog import Transfer
 from ..errors import VoicebotError
+from ..logs import ContextThreadPoolExecutor
+from ..ops import MeteredCall, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,7 @@ class SipCall:
     uas: Any  # the aiosipua SipUAS it arrived on
     source: tuple[str, int]
     session: CallSession | None = None
+    meter: MeteredCall | None = None  # the session as the transport steps it: metrics, the log's call id
     rtp: Any = None  # aiortp RTPSession
     port: int = 0
     rate: int = 8000
@@ -236,10 +238,12 @@ class SipServer:
     """``voicebot serve``: answers SIP calls until :meth:`drain` (SIGTERM) or :meth:`stop`."""
 
     def __init__(self, line: Line, renderer: PromptRenderer, speech: LineSpeech | None,
-                 settings: SipSettings | None = None) -> None:
+                 settings: SipSettings | None = None, metrics: Metrics | None = None) -> None:
         self.line = line
         self.renderer = renderer
         self.speech = speech
+        self.metrics = metrics or Metrics()
+        self._call_speech = self.metrics.meter_speech(speech)  # each call's recognisers timed
         self.settings = settings or line.config.sip
         host, _, port = self.settings.listen.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
@@ -256,8 +260,14 @@ class SipServer:
         self._background: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.tick_lateness: deque[float] = deque(maxlen=50_000)  # seconds, for the benchmark
-        # Backend actions of every call (scrypt, SQLite): a few workers, not a thread per call.
-        self._actions = ThreadPoolExecutor(max_workers=ACTION_WORKERS, thread_name_prefix="sip-action")
+        # Backend actions of every call (scrypt, SQLite): a few workers, not a thread per call
+        # (each runs in its call's context: the call id on its log lines).
+        self._actions = ContextThreadPoolExecutor(max_workers=ACTION_WORKERS, thread_name_prefix="sip-action")
+        self.metrics.track_server(self.calls_in_progress, lambda: not self.accepting)
+
+    def calls_in_progress(self) -> int:
+        """Calls answered and not ended (any thread may ask: /healthz, /metrics)."""
+        return sum(1 for call in list(self.calls.values()) if call.answered and not call.ended)
 
     # ------------------------------------------------------------------ start and stop
 
@@ -443,9 +453,10 @@ class SipServer:
         call.rtp.on_audio = lambda pcm, timestamp: self._heard(call, pcm)
         call.rtp.on_dtmf = lambda digit, duration: None  # (our receiver calls _key itself)
         meta = CallMeta(transport="sip", caller_id=user_part(incoming.caller), dialed=dialed_number(incoming))
-        session = CallSession(self.line, meta, self.renderer, self.speech, call.rate, virtual=False,
+        session = CallSession(self.line, meta, self.renderer, self._call_speech, call.rate, virtual=False,
                               action_pool=self._actions)
         session.on_transfer = lambda command, ticket: self._spawn(self._transfer(call, command, ticket))
+        call.meter = self.metrics.meter_call(session)
         call.session = session
         incoming.accept(answer)
         call.answered = True
@@ -453,8 +464,8 @@ class SipServer:
         assert self._loop is not None
         call.last_audio = call.packets_changed = self._loop.time()
         log.info("SIP: %s answered (%s from %s, caller %s, dialled %s)", call_id, call.codec, source[0],
-                 meta.caller_id or "withheld", meta.dialed)
-        session.start()
+                 meta.caller_id or "withheld", meta.dialed, extra={"call_id": meta.call_id})
+        call.meter.start()
 
     def _refusal(self, source: tuple[str, int]) -> tuple[int, str] | None:
         address = ipaddress.ip_address(source[0])
@@ -625,8 +636,8 @@ class SipServer:
     def _heard(self, call: SipCall, pcm: bytes) -> None:
         """The caller's audio (16-bit PCM at the call's rate, any packet size): 20 ms frames
         through the session as they complete; its answers queue for the tick."""
-        session = call.session
-        if session is None or call.ended or call.held:
+        session, meter = call.session, call.meter
+        if session is None or meter is None or call.ended or call.held:
             return
         assert self._loop is not None
         call.last_audio = self._loop.time()
@@ -635,7 +646,7 @@ class SipServer:
         while len(call.caller_audio) >= size and not session.finished:
             frame = np.frombuffer(bytes(call.caller_audio[:size]), dtype="<i2")
             del call.caller_audio[:size]
-            call.bot_frames.append(self._pcm(session.step(frame)))
+            call.bot_frames.append(self._pcm(meter.step(frame)))
         if session.finished:
             self._session_over(call)
 
@@ -644,8 +655,8 @@ class SipServer:
         return (np.clip(samples, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes()
 
     def _key(self, call: SipCall, key: str, source: str) -> None:
-        if call.session is not None and key and not call.ended:
-            call.session.press(key, source)
+        if call.meter is not None and key and not call.ended:
+            call.meter.press(key, source)
 
     async def _tick(self) -> None:
         """Every call's next 20 ms to its caller, on one clock for all."""
@@ -667,13 +678,13 @@ class SipServer:
                     self._end(call, "internal error")
 
     def _send_next(self, call: SipCall, now: float) -> None:
-        session = call.session
-        if session is None or call.rtp is None or call.ended or call.held:
+        session, meter = call.session, call.meter
+        if session is None or meter is None or call.rtp is None or call.ended or call.held:
             return
         if not call.bot_frames and now - call.last_audio > SILENT_CALLER_AFTER and not session.finished:
             # No audio from the caller (silence suppression, a line gone quiet): the call
             # goes on, on our clock, so prompts play and timers run.
-            call.bot_frames.append(self._pcm(session.step(np.zeros(call.frame_bytes // 2, dtype=np.int16))))
+            call.bot_frames.append(self._pcm(meter.step(np.zeros(call.frame_bytes // 2, dtype=np.int16))))
             call.last_audio = now - SILENT_CALLER_AFTER  # one frame per tick from now on
         for _ in range(2 if len(call.bot_frames) > CATCH_UP_DEPTH else 1):
             if call.bot_frames:
@@ -809,12 +820,13 @@ class SipServer:
                 await asyncio.wait(list(call.pending.values()), timeout=4.0)
             if call.rtp is not None:
                 await call.rtp.close()
-            session = call.session
-            if session is not None:
+            meter = call.meter
+            if meter is not None:
                 assert self._loop is not None
                 # The record goes to SQLite after the call's actions are done: off the loop.
-                record = await self._loop.run_in_executor(None, session.finish)
-                log.info("SIP: %s ended (%s): %s", call.call_id, call.ended, record.get("outcome"))
+                record = await self._loop.run_in_executor(None, meter.finish)
+                log.info("SIP: %s ended (%s): %s", call.call_id, call.ended, record.get("outcome"),
+                         extra={"call_id": meter.call_id})
         except Exception:
             log.exception("SIP: %s: closing the call failed", call.call_id)
         finally:
@@ -824,6 +836,7 @@ class SipServer:
         """A final error to an INVITE, and aiosipua forgets it (it would wait for an ACK a
         scanner never sends, and keep the call for good)."""
         incoming.reject(status, reason)
+        self.metrics.refused(status, reason)
         if uas._calls.get(incoming.call_id) is incoming:
             del uas._calls[incoming.call_id]
 
