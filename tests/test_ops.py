@@ -648,3 +648,38 @@ def test_serve_reports_health_and_metrics_drains_and_logs_json_without_secrets(
     for said in ("answered", "ended"):
         assert {line.get("call_id") for line in lines if f" {said}" in line["message"]} == ids, said
     assert any("draining 2 call(s)" in line["message"] for line in lines)
+
+
+def test_a_restarted_serve_counts_the_calls_its_killed_predecessor_left(tmp_path: Path, prompts_built: None) -> None:
+    """A line killed mid-call leaves its calls in progress; the instance started in its place
+    (systemd's Restart=on-failure) records them interrupted and counts them in /metrics."""
+    from tests import sipp
+    from voicebot.backends.sqlite import SqliteCallLog, open_database
+
+    dead_pid = subprocess.Popen(["true"])  # a process id that is no longer running
+    dead_pid.wait()
+    config = tmp_path / "voicebot.yaml"
+    config.write_text(yaml.safe_dump({
+        "database": str(tmp_path / "voicebot.sqlite3"), "logging": {"file": str(tmp_path / "voicebot.log")},
+        "sip": {"listen": f"127.0.0.1:{sipp.free_udp_port()}"},
+    }))
+    with open_database(tmp_path / "voicebot.sqlite3") as db:
+        for call_id in ("cutoffcallaaaaaa", "cutoffcallbbbbbb"):
+            SqliteCallLog(db).save({"call_id": call_id, "outcome": "in_progress",
+                                    "process": {"host": socket.gethostname(), "pid": dead_pid.pid}})
+    process = subprocess.Popen([*VOICEBOT, "--config", str(config), "serve", "--no-speech", "--ops", "127.0.0.1:0"],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 90
+        while not (found := re.search(r"metrics on (http://127\.0\.0\.1:\d+)/metrics", "".join(output))):
+            assert process.poll() is None and time.monotonic() < deadline, "".join(output)
+            time.sleep(0.1)
+        metrics = get(f"{found.group(1)}/metrics")[1]
+        assert value(metrics, "voicebot_calls_ended_total", outcome="interrupted") == 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    with open_database(tmp_path / "voicebot.sqlite3") as db:
+        assert {r["outcome"] for r in SqliteCallLog(db).recent()} == {"interrupted"}

@@ -103,6 +103,8 @@ class Line:
         self.sender = OutboxSender(outbox, self.transport, config.outbox)
         self.actions = UnlockActions(bank, outbox, outbox, config, messages_queued=self.sender.queued)
         self.settings = EngineSettings.from_config(config)
+        # Calls a dead line process of this host had left in progress, marked interrupted by open().
+        self.interrupted_at_open = 0
 
     @classmethod
     def open(cls, config: Config, echo: TextIO | None = None, transport: MessageTransport | None = None) -> "Line":
@@ -121,7 +123,7 @@ class Line:
         if interrupted:
             log.warning("%d call(s) were cut off when a line process stopped; recorded as interrupted", interrupted)
         outbox = SqliteOutbox(db)
-        return cls(
+        line = cls(
             config,
             menu,
             interpreter,
@@ -132,6 +134,8 @@ class Line:
             SqliteCallLog(db),
             *message_transports(config, echo, transport, outbox),
         )
+        line.interrupted_at_open = interrupted
+        return line
 
     def start_sender(self) -> None:
         """Retry unsent messages in the background (long-running hosts: serve, run)."""

@@ -335,6 +335,8 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         if listener is not None:
             listener.close()
         raise
+    for _ in range(line.interrupted_at_open):  # an instance restarted after a crash: its lost calls count
+        metrics.call_ended("interrupted")
     speech = None
     try:
         line.start_sender()
