@@ -147,6 +147,23 @@ def answered_by(result: sipp.SippResult) -> dict[str, int]:
     return found
 
 
+def caller_call_lengths(result: sipp.SippResult) -> dict[str, float]:
+    """SIP Call-ID -> seconds from the caller's INVITE to the line's BYE, as SIPp saw them."""
+    invited: dict[str, float] = {}
+    ended: dict[str, float] = {}
+    for block in result.messages.split("----------------------------------------------- ")[1:]:
+        stamp = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(\.\d+)\nUDP message (sent|received)", block)
+        call_id = re.search(r"^Call-ID:\s*(\S+)", block, re.M | re.I)
+        if not stamp or not call_id:
+            continue
+        at = time.mktime(time.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S")) + float(stamp.group(2))
+        if stamp.group(3) == "sent" and re.search(r"^INVITE ", block, re.M):
+            invited.setdefault(call_id.group(1), at)
+        elif stamp.group(3) == "received" and re.search(r"^BYE ", block, re.M):
+            ended.setdefault(call_id.group(1), at)
+    return {c: ended[c] - invited[c] for c in ended if c in invited}
+
+
 def routed_through_kamailio(result: sipp.SippResult, port: int) -> bool:
     """Every ACK the callers sent carried Kamailio's Route (the dialog follows the record-route)."""
     acks = [m for m in result.messages.split("\n\n") if m.lstrip().startswith("ACK ")]

@@ -285,7 +285,7 @@ class Cluster:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with_ops = self._serve_has_ops()
         self._check_ports(with_ops)
-        self.instances = [self._write_line(line) for line in self.plan.lines(with_ops)]
+        self.instances = [self._write_line(line, with_ops) for line in self.plan.lines(with_ops)]
         self._write_dispatcher_list()
         try:
             self._prepare_database()
@@ -321,7 +321,7 @@ class Cluster:
             raise ClusterError(f"port(s) {', '.join(taken)} on {host} in use (another cluster? scripts/cluster stop; "
                                "or choose others: --sip-port, --line-port, --ops-port)")
 
-    def _write_line(self, line: LinePlan) -> Instance:
+    def _write_line(self, line: LinePlan, with_ops: bool) -> Instance:
         """The line's configuration: the base file, with this line's ports, log and the shared database."""
         base: dict[str, Any] = {}
         if self.plan.base_config is not None:
@@ -347,6 +347,10 @@ class Cluster:
         logging_settings = dict(base.get("logging") or {})
         logging_settings["file"] = str(self.run_dir / f"{line.name}.log")
         data = {**base, "database": self.plan.database_value, "logging": logging_settings, "sip": sip}
+        if with_ops:
+            # Its own /healthz and /metrics port, or none: the default one would be taken by the first line.
+            data["ops"] = {**(base.get("ops") or {}),
+                           "listen": f"{self.plan.host}:{line.ops_port}" if line.ops_port else None}
         path = self.run_dir / f"{line.name}.yaml"
         path.write_text(f"# Written by scripts/cluster for {line.name}: edit the base file (--config), not this one.\n"
                         + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
