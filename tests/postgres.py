@@ -136,3 +136,27 @@ def dump_server(url: str) -> str:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")]
         return "\n".join(f"{table}: {row!r}" for table in tables
                          for row in conn.execute(f'SELECT * FROM "{table}"'))
+
+
+def guess_wrong_pins(url: str, start: Any, results: Any, cards: list[tuple[str, str]], limit: int,
+                     tries: int) -> None:
+    """One line instance (its own process and connection): for each (document, card) in turn,
+    ``tries`` wrong PINs from its own caller ID, as fast as it can once every instance is at the
+    ``start`` barrier; puts each card's outcomes on ``results``. Here, not in the test module: a
+    spawned process imports only this light module."""
+    from voicebot.backends.base import Document, DocumentType
+    from voicebot.backends.sqlite import SqliteBank, open_database
+    from voicebot.config import Lockout, Security
+    from voicebot.masking import Secret
+
+    database = open_database(url)
+    # The card's limit only: the per-document and per-caller pauses would stop the guessers first.
+    lockout = Lockout(max_pin_attempts=limit, failures_per_document=1000, failures_per_caller=1000)
+    bank = SqliteBank(database, lockout=lockout, security=Security(scrypt_n=2**10))
+    for document, last4 in cards:
+        start.wait()
+        outcomes = [bank.verify_card(Document(DocumentType.DNI, document), Secret(last4), Secret(f"{9000 + i}"),
+                                     caller_id=f"+3460000{os.getpid() % 10000:04d}").result.value
+                    for i in range(tries)]
+        results.put((last4, outcomes))
+    database.close()

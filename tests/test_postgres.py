@@ -14,18 +14,17 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
-import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
 import tests.test_sqlite_bank as bank_tests
 from tests.conftest import make_config
-from tests.postgres import PostgresServer, dump_server, route_opens_to_server
-from voicebot.backends.base import Document, DocumentType, VerifyResult
+from tests.postgres import PostgresServer, dump_server, guess_wrong_pins, route_opens_to_server
+from voicebot.backends.base import VerifyResult
 from voicebot.backends.postgres import PostgresDatabase, describe_error
 from voicebot.backends.seed import BankSeed, seed_bank
 from voicebot.backends.sqlite import SqliteBank, SqliteCallLog, open_database
@@ -120,59 +119,51 @@ def test_a_server_restart_fails_one_step_and_the_next_gets_a_new_connection(post
 
 # --------------------------------------------------------------------------- several instances, one card
 
-GUESSERS = 4
+GUESSERS = 6
 MADE_UP_DOCUMENT = "11111111H"  # no customer has it
-TRIES_EACH = 4
+TRIES_EACH = 5
 LIMIT = 3
 # The card's limit only: the per-document and per-caller pauses would stop the guessers first.
 GUESSERS_LOCKOUT = Lockout(max_pin_attempts=LIMIT, failures_per_document=1000, failures_per_caller=1000)
 
 
-def _guess_wrong_pins(url: str, start: Any, results: Any, document: str, last4: str) -> None:
-    """One line instance (its own process and connection): wrong PINs on one card, from its
-    own caller ID, as fast as it can once every instance is ready."""
-    database = open_database(url)
-    bank = SqliteBank(database, lockout=GUESSERS_LOCKOUT, security=Security(scrypt_n=2**10))
-    start.wait()
-    outcomes = [bank.verify_card(Document(DocumentType.DNI, document), Secret(last4), Secret(f"{9000 + i}"),
-                                 caller_id=f"+3460000{os.getpid() % 10000:04d}").result.value
-                for i in range(TRIES_EACH)]
-    database.close()
-    results.put(outcomes)
-
-
 def test_instances_guessing_one_card_together_never_get_more_tries_than_the_limit(
         postgres_server: PostgresServer) -> None:
+    """Line processes, each with its own connection, start wrong PINs on one card at the same
+    moment: two real cards, then made-up ones (whose tries are counted apart from any card row,
+    the race a missing lock loses first)."""
     url = postgres_server.new_database()
     database = open_database(url)
     seeded = SqliteBank(database, lockout=GUESSERS_LOCKOUT, security=Security(scrypt_n=2**10))
     seed_bank(seeded, BankSeed.model_validate(bank_tests.SEED))
+    pins = {bank_tests.CARD: bank_tests.PIN, bank_tests.OTHER_CARD: bank_tests.OTHER_PIN}
+    cards = [(bank_tests.ONE.number, bank_tests.CARD), (bank_tests.ONE.number, bank_tests.OTHER_CARD),
+             *[(MADE_UP_DOCUMENT, made_up) for made_up in ("1357", "3579", "5791")]]
     context = multiprocessing.get_context("spawn")
-    for round_number, (document, last4, pin) in enumerate(
-            [(bank_tests.ONE.number, bank_tests.CARD, bank_tests.PIN),
-             (bank_tests.ONE.number, bank_tests.OTHER_CARD, bank_tests.OTHER_PIN),
-             (MADE_UP_DOCUMENT, "1357", None)]):
-        start, results = context.Barrier(GUESSERS), context.Queue()
-        guessers = [context.Process(target=_guess_wrong_pins, args=(url, start, results, document, last4))
-                    for _ in range(GUESSERS)]
-        for guesser in guessers:
-            guesser.start()
-        outcomes = [outcome for _ in guessers for outcome in results.get(timeout=120)]
-        for guesser in guessers:
-            guesser.join(30)
-            assert guesser.exitcode == 0
+    start, results = context.Barrier(GUESSERS), context.Queue()
+    guessers = [context.Process(target=guess_wrong_pins, args=(url, start, results, cards, LIMIT, TRIES_EACH))
+                for _ in range(GUESSERS)]
+    for guesser in guessers:
+        guesser.start()
+    outcomes: dict[str, list[str]] = {}
+    for _ in range(GUESSERS * len(cards)):
+        last4, theirs = results.get(timeout=120)
+        outcomes.setdefault(last4, []).extend(theirs)
+    for guesser in guessers:
+        guesser.join(30)
+        assert guesser.exitcode == 0
+    for last4, seen in outcomes.items():
         # Tries 1..LIMIT-1 are mismatches, the LIMIT-th locks, every later one finds it locked.
-        assert sorted(outcomes).count("mismatch") == LIMIT - 1, (round_number, outcomes)
-        assert outcomes.count("locked") == GUESSERS * TRIES_EACH - (LIMIT - 1)
-        if pin is None:
-            continue  # a made-up card "locks" alike (its tries are counted apart from any card row)
+        assert seen.count("mismatch") == LIMIT - 1, (last4, seen)
+        assert seen.count("locked") == GUESSERS * TRIES_EACH - (LIMIT - 1)
+    for last4, pin in pins.items():
         with database.transaction(write=False) as conn:
             counted, locked_at = conn.execute(
                 "SELECT failed_attempts, locked_at FROM cards WHERE customer_id = 'C1' AND last4 = ?",
                 (last4,)).fetchone()
         assert counted == LIMIT and locked_at is not None
         # And the right PIN no longer opens it.
-        assert seeded.verify_card(Document(DocumentType.DNI, document), Secret(last4), Secret(pin)).result is VerifyResult.LOCKED
+        assert seeded.verify_card(bank_tests.ONE, Secret(last4), Secret(pin)).result is VerifyResult.LOCKED
     database.close()
 
 
