@@ -156,11 +156,14 @@ class Line:
         """Seed the demo customers into an empty bank (first start); returns how many were added."""
         if not isinstance(self.bank, SqliteBank):
             return 0  # a bank over HTTP is seeded where it runs (`voicebot bank seed` beside `bank serve`)
+        if self.bank.has_customers():  # every start but the first: no lock taken
+            return 0
         seed = load_seed(DEMO_SEED)
         # The writers' lock from the start (not atomic()'s, taken at the first write): instances
-        # that start together on one database seed it once.
+        # that start together on a new database seed it once. (Only then does the seed's scrypt
+        # run under the lock.)
         with self.db.transaction(write=True):
-            if self.bank.list_customers():
+            if self.bank.has_customers():
                 return 0
             return seed_bank(self.bank, seed)
 

@@ -533,14 +533,16 @@ def _printed_as_json_or_empty(args: argparse.Namespace, rows: list[dict[str, Any
 
 
 def cmd_db_copy(args: argparse.Namespace, config: Config) -> int:
+    from pydantic import ValidationError
+
     from .backends.copy import copy_database, describe
     from .backends.sqlite import open_database
     from .config import Config as Settings, masked_database
 
     try:  # the same rules as the `database` setting: a path, or a postgresql:// URL
         source, target = (Settings.model_validate({"database": value}).database for value in (args.source, args.target))
-    except ValueError as exc:
-        raise ConfigError(f"db copy: {exc}") from None
+    except ValidationError as exc:  # its own text would quote the value: a URL's password
+        raise ConfigError(f"db copy: {exc.errors()[0]['msg']}") from None
     if source == target:
         raise ConfigError("db copy: the source and the target are the same database")
     if not is_server_url_or_file(source):

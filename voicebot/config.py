@@ -381,7 +381,8 @@ def normalise_number(number: str) -> str:
 
 def masked_database(target: str | Path) -> str:
     """A ``database`` setting as it may be printed or logged: a server URL's password masked."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1****@", str(target))
+    text = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1****@", str(target))
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1****", text)
 
 
 class Config(_Section):
@@ -428,8 +429,9 @@ class Config(_Section):
 
             try:
                 conninfo.conninfo_to_dict(value)
-            except ProgrammingError as exc:
-                raise ValueError(f"not a PostgreSQL URL ({str(exc).splitlines()[0]})") from None
+            except ProgrammingError:
+                # Not libpq's message: it quotes the URL, password and all.
+                raise ValueError("not a PostgreSQL URL libpq can read (postgresql://user@host:port/dbname)") from None
             return value
         if isinstance(value, str) and re.match(r"^[a-z][a-z0-9+.-]*://", value, re.IGNORECASE):
             raise ValueError("a database URL must be postgresql://…; anything else is a SQLite file's path")

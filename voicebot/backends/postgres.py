@@ -252,6 +252,8 @@ class PostgresDatabase(Database):
         return conn
 
     defers_writers_lock = True
+    snapshot_reads = True
+    errors_keep_cause = False
 
     def _begin(self, conn: PgConnection, write: bool, lock: bool) -> None:
         if write:
@@ -297,8 +299,13 @@ def _connect(url: str) -> PgConnection:
     except psycopg.ProgrammingError as exc:
         raise BackendError(f"{where}: not a PostgreSQL URL: {describe_error(exc)}") from None
     try:
+        # A server that goes silent (a fail-over, a cut network) rather than refusing must not
+        # hold this process's calls for the kernel's 15 minutes of retransmissions: TCP gives up
+        # after 10 s without an acknowledgement, and keepalives find an idle link dead in ~11 s.
         raw = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                              application_name="voicebot", row_factory=_row_factory)
+                              application_name="voicebot", row_factory=_row_factory,
+                              tcp_user_timeout=10_000, keepalives=1, keepalives_idle=5,
+                              keepalives_interval=2, keepalives_count=3)
     except psycopg.Error as exc:
         raise BackendError(f"{where}: cannot reach the database: {describe_error(exc)}") from None
     try:

@@ -187,11 +187,17 @@ class Database:
         # statements, and a per-thread connection would outlive the threads of ended calls.
         self._lock = threading.RLock()
         self._depth = 0  # transactions this (lock-holding) thread has open, outer one first
-        self._writing = False  # the open transaction holds the writers' lock
+        self._outer_writes = False  # the outermost open transaction was begun to write
+        self._locked_at: int | None = None  # the level (0: outermost) whose start took the writers' lock
         self._closed = False
 
     # Whether atomic() may wait for its first write to take the writers' lock (see atomic).
     defers_writers_lock = False
+    # Whether a read transaction is one snapshot that a nested write could not see past.
+    snapshot_reads = False
+    # Whether a BackendError keeps the driver's exception as its cause (SQLite's texts name
+    # columns, never values; PostgreSQL's DETAIL quotes the row).
+    errors_keep_cause = True
 
     @contextmanager
     def transaction(self, write: bool = True, lock_later: bool = False) -> Iterator[sqlite3.Connection]:
@@ -208,45 +214,61 @@ class Database:
                 # Inside a transaction this thread already opened (a backend step made atomic,
                 # :meth:`atomic`): join it as a savepoint. A failure here undoes only this part
                 # (the caller may recover from it); the outer transaction keeps or drops the rest.
+                if write and not self._outer_writes and self.snapshot_reads:
+                    # Its reads would see the outer read's snapshot, not the latest commits: a
+                    # count made under the lock could be stale. No backend does this; keep it so.
+                    raise BackendError(f"{self.path}: a write transaction inside a read transaction")
                 conn = self._connection
-                savepoint = f"nested_{self._depth}"
+                level = self._depth
+                savepoint = f"nested_{level}"
                 self._depth += 1
-                locks_here = write and not self._writing
                 try:
                     conn.execute(f"SAVEPOINT {savepoint}")
-                    if locks_here:
+                    if write and self._locked_at is None:
                         self._lock_writers(conn)
-                        self._writing = True
+                        self._locked_at = level
                     yield conn
                     conn.execute(f"RELEASE {savepoint}")
                 except BaseException as exc:
-                    if not self._broken():
-                        conn.execute(f"ROLLBACK TO {savepoint}")
-                        conn.execute(f"RELEASE {savepoint}")
-                    if locks_here:
-                        self._writing = False  # a lock taken in a savepoint goes with its rollback
+                    self._quietly(conn, f"ROLLBACK TO {savepoint}", f"RELEASE {savepoint}")
+                    if self._locked_at is not None and self._locked_at >= level:
+                        self._locked_at = None  # a lock taken in a savepoint goes with its rollback
                     if isinstance(exc, self.errors):
-                        raise BackendError(f"{self.path}: database error: {self._describe(exc)}") from exc
+                        raise self._backend_error(exc) from (exc if self.errors_keep_cause else None)
                     raise
                 finally:
                     self._depth -= 1
                 return
             conn = self._connect()
             try:
-                self._begin(conn, write, lock=write and not lock_later)
-                self._depth, self._writing = 1, write and not lock_later
+                locks_now = write and not lock_later
+                self._begin(conn, write, lock=locks_now)
+                self._depth, self._outer_writes, self._locked_at = 1, write, (0 if locks_now else None)
                 try:
                     yield conn
                 finally:
-                    self._depth, self._writing = 0, False
+                    self._depth, self._outer_writes, self._locked_at = 0, False, None
                 conn.execute("COMMIT")
             except BaseException as exc:
                 if self._in_transaction(conn):
-                    conn.execute("ROLLBACK")
+                    self._quietly(conn, "ROLLBACK")
                 if isinstance(exc, self.errors):
                     # Busy past the timeout, disk full, a broken constraint, the server gone.
-                    raise BackendError(f"{self.path}: database error: {self._describe(exc)}") from exc
+                    raise self._backend_error(exc) from (exc if self.errors_keep_cause else None)
                 raise
+
+    def _backend_error(self, exc: BaseException) -> BackendError:
+        return BackendError(f"{self.path}: database error: {self._describe(exc)}")
+
+    def _quietly(self, conn: Any, *statements: str) -> None:
+        """Undo after a failure; if the connection died meanwhile, the server undoes it."""
+        if self._broken():
+            return
+        try:
+            for statement in statements:
+                conn.execute(statement)
+        except self.errors:
+            pass
 
     def atomic(self) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
         """One write transaction that every backend on this database joins until it ends:
@@ -296,7 +318,7 @@ class Database:
 
 def is_server_url(target: str | Path) -> bool:
     """Whether the ``database`` setting names a PostgreSQL server rather than a SQLite file."""
-    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+    return isinstance(target, str) and target.lower().startswith(("postgresql://", "postgres://"))
 
 
 def open_database(path: str | Path) -> Database:
@@ -808,6 +830,10 @@ class SqliteBank:
         with self.db.transaction(write=False) as conn:
             customers = conn.execute("SELECT * FROM customers ORDER BY id").fetchall()
             return [self._describe(conn, row) for row in customers]
+
+    def has_customers(self) -> bool:
+        with self.db.transaction(write=False) as conn:
+            return conn.execute("SELECT 1 FROM customers LIMIT 1").fetchone() is not None
 
     def find_customer(self, id_or_document: str) -> str | None:
         """The id of the customer with this id or document number (letter optional)."""
