@@ -10,7 +10,7 @@ import importlib
 import sys
 from pathlib import Path
 
-BENCHES = ["dialog", "dtmf", "asr", "onsets", "call", "sip", "security", "database"]
+BENCHES = ["dialog", "dtmf", "asr", "onsets", "call", "sip", "security", "database", "cluster"]
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))

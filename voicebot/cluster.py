@@ -87,7 +87,9 @@ class ClusterPlan:
     host: str = "127.0.0.1"
     sip_port: int = 5080
     line_ports: tuple[int, ...] = ()
-    rtp_base: int = 30000  # line i takes rtp_base + i*rtp_span .. + rtp_span - 1
+    # line i takes rtp_base + i*rtp_span .. + rtp_span - 1; below the kernel's ephemeral ports (32768-60999),
+    # which any program's sockets may hold when a call wants them
+    rtp_base: int = 20000
     rtp_span: int = 1000
     ops_base: int = 9101  # line i's /healthz and /metrics on ops_base + i, when `voicebot serve` has --ops
     database: str | None = None  # a SQLite path or a postgresql:// URL, as is; default: one SQLite file in run_dir
@@ -637,8 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address Kamailio and the lines listen on (default: 127.0.0.1)")
     parser.add_argument("--sip-port", type=int, default=5080, help="Kamailio's SIP port: where calls go (default: 5080)")
     parser.add_argument("--line-port", type=int, help="the first line's SIP port; the others follow (default: sip-port + 1)")
-    parser.add_argument("--rtp-port", type=int, default=30000,
-                        help="the first line's RTP ports start here; each line gets --rtp-span of its own (default: 30000)")
+    parser.add_argument("--rtp-port", type=int, default=20000,
+                        help="the first line's RTP ports start here; each line gets --rtp-span of its own (default: 20000)")
     parser.add_argument("--rtp-span", type=int, default=1000, help="RTP ports per line (default: 1000: 500 calls)")
     parser.add_argument("--ops-port", type=int, default=9101,
                         help="the first line's /healthz and /metrics port, if `voicebot serve` has --ops (default: 9101; 0: none)")
