@@ -435,6 +435,9 @@ class Config(_Section):
             return value
         if isinstance(value, str) and re.match(r"^[a-z][a-z0-9+.-]*://", value, re.IGNORECASE):
             raise ValueError("a database URL must be postgresql://…; anything else is a SQLite file's path")
+        if not isinstance(value, (str, Path)):
+            # Said here, once: left to the union, pydantic would name each of its branches.
+            raise ValueError("expected a SQLite file's path or a postgresql:// URL")
         return Path(value) if isinstance(value, str) else value
 
     @property
