@@ -37,7 +37,7 @@ from typing import Any, Callable, TextIO
 
 import yaml
 
-from .config import PACKAGE_DIR, load_config
+from .config import PACKAGE_DIR, load_config, masked_database
 from .errors import ConfigError, VoicebotError
 
 KAMAILIO_CONFIG = PACKAGE_DIR.parent / "deploy" / "kamailio" / "kamailio.cfg"
@@ -147,11 +147,6 @@ class ClusterPlan:
     @property
     def database_value(self) -> str:
         return self.database or str((self.run_dir / "voicebot.sqlite3").resolve())
-
-
-def masked(database: str) -> str:
-    """A database setting fit to print: a password in a server URL masked."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1****@", database)
 
 
 # ---------------------------------------------------------------------- one process
@@ -469,7 +464,7 @@ class Cluster:
             low, high = instance.plan.rtp_ports
             pid = instance.process.pid if instance.process else "-"
             rows.append(f"{instance.name:<10} {instance.uri}  rtp {low}-{high}{ops}  pid {pid}  log {instance.log}")
-        rows.append(f"database   {masked(self.plan.database_value)}")
+        rows.append(f"database   {masked_database(self.plan.database_value)}")
         return "\n".join(rows)
 
     def dispatcher_states(self) -> dict[str, str]:
